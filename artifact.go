@@ -1,0 +1,29 @@
+package libra
+
+import (
+	"context"
+	"io"
+)
+
+// ArtifactStore keeps blobs by the SHA-256 of their content ("sha256:<hex>"),
+// so a file shared by many deployments, or sent again in a later one, is
+// stored once. It holds the files clients send, the files builds produce,
+// and the manifests that name them.
+type ArtifactStore interface {
+	// Put stores r's content and returns its digest and size. Storing content
+	// that is already there is cheap and not an error.
+	Put(ctx context.Context, r io.Reader) (digest string, size int64, err error)
+	// Open returns the blob's content, or an error wrapping ErrNotFound.
+	Open(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+// Manifest lists one deployment's published files by path (no leading slash).
+type Manifest struct {
+	Files map[string]ManifestFile `json:"files"`
+}
+
+// ManifestFile is one published file.
+type ManifestFile struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}

@@ -1,0 +1,51 @@
+package libra
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the state every part of the service shares: tokens, projects,
+// quotas, deployments, their steps and their logs.
+//
+// CreateDeployment is the one operation that spans the queue: it writes the
+// deployment, charges the org's quota and enqueues the job in a single
+// transaction, so an accepted deployment can never be saved and not queued.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	CreateToken(ctx context.Context, t Token) error
+	TokenByHash(ctx context.Context, hash string) (*Token, error)
+
+	CreateProject(ctx context.Context, p Project) error
+	Project(ctx context.Context, id string) (*Project, error)
+
+	SetQuota(ctx context.Context, orgID string, limit int) error
+	Quota(ctx context.Context, orgID string, month string) (*Quota, error)
+
+	// CreateDeployment fails with an *Error coded QUOTA_EXCEEDED when the
+	// org's monthly limit is reached; nothing is written then.
+	CreateDeployment(ctx context.Context, d *Deployment) error
+	Deployment(ctx context.Context, id string) (*Deployment, error)
+	// UpdateDeployment saves the mutable fields: status, steps, progress,
+	// current step, error, url, attempt and times.
+	UpdateDeployment(ctx context.Context, d *Deployment) error
+	// RefundQuota gives the deployment's quota back, once.
+	RefundQuota(ctx context.Context, id string) error
+	// Publish records the deployment's manifest and url and makes it its
+	// project's current deployment unless a newer one already is.
+	Publish(ctx context.Context, id, manifest, url string) error
+
+	AppendLogs(ctx context.Context, id string, entries []LogEntry) error
+	Logs(ctx context.Context, id string, limit int) ([]LogEntry, error)
+
+	// SiteByDeployment and SiteByProject return the manifest digest that a
+	// host name serves; ErrNotFound when nothing is published there.
+	SiteByDeployment(ctx context.Context, deploymentID string) (manifest string, err error)
+	SiteByProject(ctx context.Context, projectHost string) (deploymentID, manifest string, err error)
+	SiteByDomain(ctx context.Context, domain string) (deploymentID, manifest string, err error)
+}
+
+// Clock returns the current time; tests and benchmarks do not replace it, but
+// it keeps "now" in one place.
+func Now() time.Time { return time.Now().UTC() }
