@@ -78,3 +78,8 @@ func IsPermanent(err error) bool {
 
 // ErrNotFound is returned by stores for a missing row.
 var ErrNotFound = errors.New("not found")
+
+// ErrInterrupted is returned by a deployment run that stopped because the
+// service is shutting down. The deployment is not failed: its job is handed
+// back to the queue and runs again, from the start, on the next worker.
+var ErrInterrupted = errors.New("interrupted by shutdown")

@@ -36,6 +36,9 @@ type Store interface {
 	// project's current deployment unless a newer one already is.
 	Publish(ctx context.Context, id, manifest, url string) error
 
+	// DomainOwner returns the project a custom domain is attached to, or "".
+	DomainOwner(ctx context.Context, domain string) (projectID string, err error)
+
 	AppendLogs(ctx context.Context, id string, entries []LogEntry) error
 	Logs(ctx context.Context, id string, limit int) ([]LogEntry, error)
 

@@ -1,0 +1,385 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+var _ libra.Store = (*DB)(nil)
+
+// CreateToken stores a token's hash.
+func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
+	_, err := db.Writer.ExecContext(ctx,
+		`INSERT INTO tokens (hash, org_id, user_id, created_at) VALUES (?, ?, ?, ?)`,
+		t.Hash, t.OrgID, t.UserID, micros(t.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash finds a token by its hash.
+func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
+	var t libra.Token
+	var created int64
+	err := db.reader.QueryRowContext(ctx,
+		`SELECT hash, org_id, user_id, created_at FROM tokens WHERE hash = ?`, hash).
+		Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select token: %w", err)
+	}
+	t.CreatedAt = fromMicros(created)
+	return &t, nil
+}
+
+// CreateProject stores a new project; PROJECT_EXISTS when the id, or its
+// host name, is taken.
+func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {
+	var host sql.NullString
+	if h := strings.ToLower(p.ID); libra.IsHostLabel(h) {
+		host = sql.NullString{String: h, Valid: true}
+	}
+	_, err := db.Writer.ExecContext(ctx,
+		`INSERT INTO projects (id, org_id, name, host, created_at) VALUES (?, ?, ?, ?, ?)`,
+		p.ID, p.OrgID, p.Name, host, micros(p.CreatedAt))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			return libra.Errorf(libra.CodeProjectExists, "project %q already exists", p.ID)
+		}
+		return fmt.Errorf("insert project: %w", err)
+	}
+	return nil
+}
+
+// Project returns a project by id.
+func (db *DB) Project(ctx context.Context, id string) (*libra.Project, error) {
+	var p libra.Project
+	var created int64
+	var current sql.NullString
+	err := db.reader.QueryRowContext(ctx,
+		`SELECT id, org_id, name, created_at, current_deployment FROM projects WHERE id = ?`, id).
+		Scan(&p.ID, &p.OrgID, &p.Name, &created, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("project %q: %w", id, libra.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select project: %w", err)
+	}
+	p.CreatedAt = fromMicros(created)
+	p.Current = current.String
+	return &p, nil
+}
+
+// SetQuota sets an org's monthly limit; a negative limit removes it.
+func (db *DB) SetQuota(ctx context.Context, orgID string, limit int) error {
+	var err error
+	if limit < 0 {
+		_, err = db.Writer.ExecContext(ctx, `DELETE FROM quotas WHERE org_id = ?`, orgID)
+	} else {
+		_, err = db.Writer.ExecContext(ctx,
+			`INSERT INTO quotas (org_id, monthly_limit) VALUES (?, ?)
+			 ON CONFLICT (org_id) DO UPDATE SET monthly_limit = excluded.monthly_limit`, orgID, limit)
+	}
+	if err != nil {
+		return fmt.Errorf("set quota: %w", err)
+	}
+	return nil
+}
+
+// Quota returns an org's limit (-1 for none) and its use in month.
+func (db *DB) Quota(ctx context.Context, orgID, month string) (*libra.Quota, error) {
+	q := libra.Quota{OrgID: orgID, Month: month, Limit: -1}
+	err := db.reader.QueryRowContext(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, orgID).Scan(&q.Limit)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("select quota: %w", err)
+	}
+	err = db.reader.QueryRowContext(ctx, `SELECT used FROM quota_usage WHERE org_id = ? AND month = ?`, orgID, month).Scan(&q.Used)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("select quota usage: %w", err)
+	}
+	return &q, nil
+}
+
+// CreateDeployment charges the quota, inserts the deployment and enqueues its
+// job, all in one transaction: either all three happen or none does.
+func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
+	if db.Enqueue == nil {
+		return errors.New("sqlite: Enqueue is not set")
+	}
+	steps, err := json.Marshal(d.Steps)
+	if err != nil {
+		return fmt.Errorf("encode steps: %w", err)
+	}
+	input, err := json.Marshal(d.Input)
+	if err != nil {
+		return fmt.Errorf("encode input: %w", err)
+	}
+	tx, err := db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	limit := -1
+	if err := tx.QueryRowContext(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, d.OrgID).Scan(&limit); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("select quota: %w", err)
+	}
+	var used int
+	if err := tx.QueryRowContext(ctx,
+		`INSERT INTO quota_usage (org_id, month, used) VALUES (?, ?, 1)
+		 ON CONFLICT (org_id, month) DO UPDATE SET used = used + 1
+		 RETURNING used`, d.OrgID, d.QuotaMonth).Scan(&used); err != nil {
+		return fmt.Errorf("charge quota: %w", err)
+	}
+	if limit >= 0 && used > limit {
+		return &libra.Error{Code: libra.CodeQuotaExceeded,
+			Message: fmt.Sprintf("org %q has used its %d deployments for %s", d.OrgID, limit, d.QuotaMonth),
+			Details: map[string]any{"limit": limit, "month": d.QuotaMonth}}
+	}
+
+	jobID, err := db.Enqueue(ctx, tx, d.ID)
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO deployments (id, project_id, org_id, user_id, custom_domain, status, steps, input, job_id, created_at, quota_month)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.ProjectID, d.OrgID, d.UserID, d.CustomDomain, d.Status, string(steps), string(input), jobID, micros(d.CreatedAt), d.QuotaMonth)
+	if err != nil {
+		return fmt.Errorf("insert deployment: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+const deploymentColumns = `id, project_id, org_id, user_id, custom_domain, status, current_step, progress, steps,
+	error, url, input, manifest, attempt, created_at, started_at, finished_at, quota_month, quota_refunded`
+
+func scanDeployment(row interface{ Scan(...any) error }) (*libra.Deployment, error) {
+	var d libra.Deployment
+	var steps, input string
+	var created int64
+	var started, finished sql.NullInt64
+	err := row.Scan(&d.ID, &d.ProjectID, &d.OrgID, &d.UserID, &d.CustomDomain, &d.Status, &d.CurrentStep, &d.Progress,
+		&steps, &d.Error, &d.URL, &input, &d.Manifest, &d.Attempt, &created, &started, &finished, &d.QuotaMonth, &d.QuotaRefunded)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(steps), &d.Steps); err != nil {
+		return nil, fmt.Errorf("decode steps of %s: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(input), &d.Input); err != nil {
+		return nil, fmt.Errorf("decode input of %s: %w", d.ID, err)
+	}
+	d.CreatedAt = fromMicros(created)
+	d.StartedAt = fromOptMicros(started)
+	d.FinishedAt = fromOptMicros(finished)
+	return &d, nil
+}
+
+// Deployment returns a deployment by id.
+func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, error) {
+	d, err := scanDeployment(db.reader.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select deployment: %w", err)
+	}
+	return d, nil
+}
+
+// UpdateDeployment saves a deployment's mutable state.
+func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment) error {
+	steps, err := json.Marshal(d.Steps)
+	if err != nil {
+		return fmt.Errorf("encode steps: %w", err)
+	}
+	_, err = db.Writer.ExecContext(ctx,
+		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
+		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
+		d.Status, d.CurrentStep, d.Progress, string(steps), d.Error, d.URL, d.Attempt,
+		optMicros(d.StartedAt), optMicros(d.FinishedAt), d.ID)
+	if err != nil {
+		return fmt.Errorf("update deployment %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// RefundQuota gives back the quota a deployment used, at most once.
+func (db *DB) RefundQuota(ctx context.Context, id string) error {
+	tx, err := db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	var org, month string
+	err = tx.QueryRowContext(ctx,
+		`UPDATE deployments SET quota_refunded = 1 WHERE id = ? AND quota_refunded = 0 RETURNING org_id, quota_month`, id).
+		Scan(&org, &month)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // already refunded, or no such deployment
+	}
+	if err != nil {
+		return fmt.Errorf("mark refunded: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE quota_usage SET used = max(used - 1, 0) WHERE org_id = ? AND month = ?`, org, month); err != nil {
+		return fmt.Errorf("refund quota: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Publish records where a deployment's files are, moves its project's alias
+// to it unless a newer deployment is already current, and attaches its custom
+// domain. One transaction, so the alias switch is atomic.
+func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
+	tx, err := db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	var seq int64
+	var project, domain string
+	err = tx.QueryRowContext(ctx,
+		`UPDATE deployments SET manifest = ?, url = ? WHERE id = ? RETURNING seq, project_id, custom_domain`,
+		manifest, url, id).Scan(&seq, &project, &domain)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("record manifest: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE projects SET current_deployment = ?, current_seq = ?
+		 WHERE id = ? AND (current_seq IS NULL OR current_seq < ?)`, id, seq, project, seq); err != nil {
+		return fmt.Errorf("move alias: %w", err)
+	}
+	if domain != "" {
+		var owner string
+		err := tx.QueryRowContext(ctx,
+			`INSERT INTO domains (domain, project_id, created_at) VALUES (?, ?, ?)
+			 ON CONFLICT (domain) DO UPDATE SET domain = domain RETURNING project_id`,
+			domain, project, micros(libra.Now())).Scan(&owner)
+		if err != nil {
+			return fmt.Errorf("attach domain: %w", err)
+		}
+		if owner != project {
+			return libra.Permanent(libra.Errorf(libra.CodeDomainTaken, "domain %s belongs to another project", domain))
+		}
+	}
+	return tx.Commit()
+}
+
+// DomainOwner returns the project a custom domain is attached to, or "".
+func (db *DB) DomainOwner(ctx context.Context, domain string) (string, error) {
+	var owner string
+	err := db.reader.QueryRowContext(ctx, `SELECT project_id FROM domains WHERE domain = ?`, domain).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("select domain: %w", err)
+	}
+	return owner, nil
+}
+
+// AppendLogs writes a batch of log lines in one statement; the workflow
+// batches them because one transaction per line would starve SQLite's single
+// writer during a chatty build.
+func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	const perStatement = 150 // 6 parameters each, well under SQLite's limit
+	for len(entries) > 0 {
+		n := min(len(entries), perStatement)
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO deployment_logs (deployment_id, ts, step, level, message) VALUES `)
+		args := make([]any, 0, n*5)
+		for i, e := range entries[:n] {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?)")
+			args = append(args, id, micros(e.Time), string(e.Step), e.Level, e.Message)
+		}
+		if _, err := db.Writer.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("insert logs: %w", err)
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// Logs returns the last limit log lines of a deployment, oldest first.
+func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry, error) {
+	rows, err := db.reader.QueryContext(ctx,
+		`SELECT ts, step, level, message FROM (
+		   SELECT id, ts, step, level, message FROM deployment_logs WHERE deployment_id = ? ORDER BY id DESC LIMIT ?
+		 ) ORDER BY id`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("select logs: %w", err)
+	}
+	defer rows.Close()
+	entries := []libra.LogEntry{}
+	for rows.Next() {
+		var e libra.LogEntry
+		var ts int64
+		if err := rows.Scan(&ts, &e.Step, &e.Level, &e.Message); err != nil {
+			return nil, fmt.Errorf("scan log: %w", err)
+		}
+		e.Time = fromMicros(ts)
+		entries = append(entries, e)
+	}
+	return entries, rows.Err()
+}
+
+// SiteByDeployment returns the manifest a deployment's own host serves.
+func (db *DB) SiteByDeployment(ctx context.Context, deploymentID string) (string, error) {
+	var manifest string
+	err := db.reader.QueryRowContext(ctx,
+		`SELECT manifest FROM deployments WHERE id = ? AND manifest != ''`, deploymentID).Scan(&manifest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("deployment %q: %w", deploymentID, libra.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("select site: %w", err)
+	}
+	return manifest, nil
+}
+
+// SiteByProject returns what a project's production alias serves.
+func (db *DB) SiteByProject(ctx context.Context, projectHost string) (string, string, error) {
+	return db.site(ctx, `SELECT d.id, d.manifest FROM projects p JOIN deployments d ON d.id = p.current_deployment
+		WHERE p.host = ?`, projectHost)
+}
+
+// SiteByDomain returns what a custom domain serves.
+func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, error) {
+	return db.site(ctx, `SELECT d.id, d.manifest FROM domains m JOIN projects p ON p.id = m.project_id
+		JOIN deployments d ON d.id = p.current_deployment WHERE m.domain = ?`, domain)
+}
+
+func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {
+	var id, manifest string
+	err := db.reader.QueryRowContext(ctx, query, key).Scan(&id, &manifest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", fmt.Errorf("site %q: %w", key, libra.ErrNotFound)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("select site: %w", err)
+	}
+	return id, manifest, nil
+}

@@ -1,0 +1,115 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+// maxLogLines caps what one deployment writes to the database; a build that
+// prints without end must not fill the disk.
+const maxLogLines = 10_000
+
+// logBuffer gathers a deployment's log lines and writes them in batches: one
+// transaction per line would starve SQLite's single writer during a chatty
+// build. It flushes every flushEvery, when the batch is large, and whenever
+// the deployment's state is saved.
+type logBuffer struct {
+	store  libra.Store
+	id     string
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	pending []libra.LogEntry
+	written int
+	dropped int
+	secrets []string
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+const flushEvery = 250 * time.Millisecond
+
+func newLogBuffer(store libra.Store, id string, logger *slog.Logger) *logBuffer {
+	b := &logBuffer{store: store, id: id, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	go b.loop()
+	return b
+}
+
+func (b *logBuffer) loop() {
+	defer close(b.done)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.Flush(context.Background())
+		}
+	}
+}
+
+// Redact replaces each of secrets with "[REDACTED]" in every later line.
+func (b *logBuffer) Redact(secrets ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			b.secrets = append(b.secrets, s)
+		}
+	}
+}
+
+// Add appends a line.
+func (b *logBuffer) Add(step libra.Step, level, msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.written+len(b.pending) >= maxLogLines {
+		b.dropped++
+		return
+	}
+	for _, s := range b.secrets {
+		msg = strings.ReplaceAll(msg, s, "[REDACTED]")
+	}
+	if len(msg) > 4096 {
+		msg = msg[:4096] + "…"
+	}
+	b.pending = append(b.pending, libra.LogEntry{Time: libra.Now(), Step: step, Level: level, Message: msg})
+}
+
+// Flush writes the pending lines. A failed write is logged and the lines are
+// dropped: logs must never fail a deployment.
+func (b *logBuffer) Flush(ctx context.Context) {
+	b.mu.Lock()
+	batch := b.pending
+	b.pending = nil
+	b.written += len(batch)
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := b.store.AppendLogs(ctx, b.id, batch); err != nil {
+		b.logger.Error("write deployment logs", "deployment", b.id, "lines", len(batch), "err", err)
+	}
+}
+
+// Close stops the background flushing and writes what is left.
+func (b *logBuffer) Close(ctx context.Context) {
+	close(b.stop)
+	<-b.done
+	b.mu.Lock()
+	if b.dropped > 0 {
+		b.pending = append(b.pending, libra.LogEntry{Time: libra.Now(), Step: libra.StepCleanup, Level: "warn",
+			Message: fmt.Sprintf("%d log lines were dropped: the log is capped at %d lines", b.dropped, maxLogLines)})
+		b.dropped = 0
+	}
+	b.mu.Unlock()
+	b.Flush(ctx)
+}

@@ -1,0 +1,266 @@
+// Package workflow runs a deployment through its six steps: validate, sync,
+// sandbox, build, deploy and cleanup, one file each.
+//
+// The steps talk only to libra's interfaces (store, artifact store, sandbox
+// provider), never to a database or a queue: package queue calls Runner.Run
+// for each job attempt and turns its error into River's verdict.
+//
+// Every step records its state, timestamp and error as it happens, so a
+// client polling /deploy-status sees the deployment move, and a process that
+// dies mid-step leaves a record that the next attempt simply overwrites.
+// Steps are idempotent: sync builds a fresh working directory each attempt,
+// deploy stores content-addressed blobs and publishes with "newest wins", and
+// cleanup removes whatever exists.
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+// Runner runs deployments. Its fields are set once, at start-up.
+type Runner struct {
+	Store     libra.Store
+	Artifacts libra.ArtifactStore
+	// Sandboxes runs untrusted builds; nil means builds are not available
+	// and only projects without a build step can deploy.
+	Sandboxes libra.SandboxProvider
+	// WorkRoot holds one working directory per running deployment.
+	WorkRoot string
+	// SitesDomain is the domain deployments are served under (custom
+	// domains may not be under it).
+	SitesDomain string
+	// SiteURL returns a deployment's immutable URL.
+	SiteURL func(deploymentID string) string
+	// Published is told when a project's alias may have moved, so the site
+	// host can drop what it cached. May be nil.
+	Published func(projectID string)
+	// Timeout is the job deadline, only used to word the error when it passes.
+	Timeout time.Duration
+	// BeforeStep, when set, runs before each step; an error it returns is
+	// that step's error. Tests use it to slow a step or inject a fault; the
+	// steps themselves do not know it exists.
+	BeforeStep func(ctx context.Context, d *libra.Deployment, step libra.Step) error
+	Logger     *slog.Logger
+}
+
+// run is one attempt at one deployment.
+type run struct {
+	r       *Runner
+	d       *libra.Deployment
+	logs    *logBuffer
+	workDir string
+	// outDir is the directory that deploy publishes, set by build.
+	outDir  string
+	sandbox libra.Sandbox
+	// needsBuild is set by sandbox when the project has a build script.
+	needsBuild bool
+	files      int
+	bytes      int64
+}
+
+// Run runs one attempt. See queue.Runner for what its error means.
+func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) error {
+	d, err := r.Store.Deployment(ctx, id)
+	if errors.Is(err, libra.ErrNotFound) {
+		return libra.Permanent(err)
+	}
+	if err != nil {
+		return fmt.Errorf("load deployment: %w", err)
+	}
+	if d.Status.Final() {
+		return nil // a repeated job for a finished deployment: nothing to do
+	}
+	// State must still be written after the job's context ends (deadline or
+	// shutdown), so those writes use a context that outlives it.
+	bg := context.WithoutCancel(ctx)
+	ru := &run{r: r, d: d, workDir: filepath.Join(r.WorkRoot, d.ID)}
+	ru.logs = newLogBuffer(r.Store, d.ID, r.Logger)
+	defer ru.logs.Close(bg)
+
+	now := libra.Now()
+	d.Status = libra.StatusInProgress
+	d.Attempt = attempt
+	d.Error = ""
+	if d.StartedAt == nil {
+		d.StartedAt = &now
+	}
+	if attempt > 1 {
+		ru.logs.Add(libra.StepValidate, "info", fmt.Sprintf("attempt %d of %d", attempt, maxAttempts))
+	}
+	if err := r.Store.UpdateDeployment(bg, d); err != nil {
+		return fmt.Errorf("mark started: %w", err)
+	}
+
+	var failed error
+	var failedStep libra.Step
+	for _, s := range []struct {
+		step libra.Step
+		fn   func(context.Context) error
+	}{
+		{libra.StepValidate, ru.validate},
+		{libra.StepSync, ru.sync},
+		{libra.StepSandbox, ru.prepareSandbox},
+		{libra.StepBuild, ru.build},
+		{libra.StepDeploy, ru.deploy},
+	} {
+		if err := ru.do(ctx, s.step, s.fn); err != nil {
+			failed, failedStep = err, s.step
+			break
+		}
+	}
+	// Cleanup runs whatever happened, on a context of its own: a deployment
+	// past its deadline still has a directory and a sandbox to remove.
+	cctx, cancel := context.WithTimeout(bg, time.Minute)
+	defer cancel()
+	if err := ru.do(cctx, libra.StepCleanup, ru.cleanup); err != nil {
+		ru.fail(libra.StepCleanup, err)
+	}
+	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+}
+
+// finish decides the deployment's state after an attempt and what the queue
+// should do with its job.
+func (ru *run) finish(bg, ctx context.Context, failed error, step libra.Step, attempt, maxAttempts int) error {
+	d := ru.d
+	now := libra.Now()
+	deadline := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	interrupted := !deadline && ctx.Err() != nil
+	switch {
+	case failed == nil:
+		d.Status = libra.StatusCompleted
+		d.CurrentStep = ""
+		d.FinishedAt = &now
+		d.Progress = 100
+		ru.logs.Add(libra.StepCleanup, "info", fmt.Sprintf("deployment completed: %d files, %d bytes, %s", ru.files, ru.bytes, now.Sub(*d.StartedAt).Round(time.Millisecond)))
+		return ru.save(bg)
+
+	case interrupted:
+		// The service is stopping: the step did not fail, it was cut off.
+		d.Steps[step] = libra.StepState{Status: libra.StepPending, Timestamp: &now, Error: "interrupted by a service shutdown; it will run again"}
+		d.Status = libra.StatusQueued
+		ru.logs.Add(step, "warn", "interrupted by a service shutdown; the deployment goes back to the queue")
+		if err := ru.save(bg); err != nil {
+			return err
+		}
+		return libra.ErrInterrupted
+
+	case deadline:
+		msg := fmt.Sprintf("the deployment exceeded its deadline of %s (MAX_DEPLOYMENT_TIMEOUT) during the %s step", ru.r.Timeout, step)
+		ru.failDeployment(step, msg)
+		if err := ru.save(bg); err != nil {
+			return err
+		}
+		return libra.Permanent(errors.New(msg))
+
+	case libra.IsPermanent(failed):
+		ru.failDeployment(step, userMessage(failed, step))
+		if err := ru.save(bg); err != nil {
+			return err
+		}
+		return failed
+
+	case attempt >= maxAttempts:
+		// A platform fault that outlived every retry: the user is not at
+		// fault, so the quota comes back; the job is dead-lettered.
+		ru.failDeployment(step, userMessage(failed, step)+fmt.Sprintf(" (after %d attempts)", attempt))
+		if err := ru.save(bg); err != nil {
+			return err
+		}
+		if err := ru.r.Store.RefundQuota(bg, d.ID); err != nil {
+			return fmt.Errorf("refund quota: %w", err)
+		}
+		ru.logs.Add(step, "info", "quota given back: the failure was the platform's")
+		return failed
+
+	default:
+		msg := userMessage(failed, step)
+		d.Steps[step] = libra.StepState{Status: libra.StepPending, Timestamp: &now, Error: fmt.Sprintf("attempt %d failed: %s; retrying", attempt, msg)}
+		d.Status = libra.StatusQueued
+		ru.logs.Add(step, "warn", fmt.Sprintf("attempt %d of %d failed: %s; it will be retried", attempt, maxAttempts, msg))
+		if err := ru.save(bg); err != nil {
+			return err
+		}
+		return failed
+	}
+}
+
+func (ru *run) failDeployment(step libra.Step, msg string) {
+	now := libra.Now()
+	ru.fail(step, errors.New(msg))
+	ru.d.Status = libra.StatusFailed
+	ru.d.Error = msg
+	ru.d.FinishedAt = &now
+	ru.logs.Add(step, "error", "deployment failed: "+msg)
+}
+
+// fail marks one step failed.
+func (ru *run) fail(step libra.Step, err error) {
+	now := libra.Now()
+	ru.d.Steps[step] = libra.StepState{Status: libra.StepFailed, Timestamp: &now, Error: userMessage(err, step)}
+}
+
+// do runs one step, recording its state before and after.
+func (ru *run) do(ctx context.Context, step libra.Step, fn func(context.Context) error) error {
+	d := ru.d
+	now := libra.Now()
+	d.CurrentStep = step
+	d.Steps[step] = libra.StepState{Status: libra.StepInProgress, Timestamp: &now}
+	if err := ru.save(ctx); err != nil {
+		return err
+	}
+	var err error
+	if ru.r.BeforeStep != nil {
+		err = ru.r.BeforeStep(ctx, d, step)
+	}
+	if err == nil {
+		err = fn(ctx)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		ru.r.Logger.Warn("step failed", "deployment", d.ID, "step", step, "attempt", d.Attempt, "err", err)
+		return err
+	}
+	done := libra.Now()
+	d.Steps[step] = libra.StepState{Status: libra.StepCompleted, Timestamp: &done}
+	d.Progress = max(d.Progress, d.Steps.Progress())
+	ru.logs.Add(step, "info", fmt.Sprintf("%s completed in %s", step, done.Sub(now).Round(time.Millisecond)))
+	return ru.save(ctx)
+}
+
+// save writes the deployment's state, and the logs gathered so far first, so
+// a client never sees a step finished before its log lines.
+func (ru *run) save(ctx context.Context) error {
+	ru.logs.Flush(ctx)
+	if err := ru.r.Store.UpdateDeployment(ctx, ru.d); err != nil {
+		return fmt.Errorf("save deployment state: %w", err)
+	}
+	return nil
+}
+
+// userMessage is what a client may see of err. Errors meant for clients
+// (*libra.Error, and permanent errors, which describe the user's own input or
+// build) are shown; anything else may hold host paths or internals, so the
+// client gets the step's name and the server log gets the detail.
+func userMessage(err error, step libra.Step) string {
+	var le *libra.Error
+	switch {
+	case errors.As(err, &le):
+		return le.Message
+	case libra.IsPermanent(err):
+		return err.Error()
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("the %s step timed out", step)
+	default:
+		return fmt.Sprintf("internal error during the %s step", step)
+	}
+}

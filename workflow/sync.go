@@ -1,0 +1,94 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+// sync assembles the file tree in a fresh working directory: initFiles, then
+// history edits, in order. Every write goes through an os.Root, which refuses
+// any path that would leave the directory (.., symlinks), on top of the path
+// checks the API and validate already made.
+func (ru *run) sync(ctx context.Context) error {
+	if err := os.RemoveAll(ru.workDir); err != nil {
+		return fmt.Errorf("clear working directory: %w", err)
+	}
+	if err := os.MkdirAll(ru.workDir, 0o755); err != nil {
+		return fmt.Errorf("create working directory: %w", err)
+	}
+	root, err := os.OpenRoot(ru.workDir)
+	if err != nil {
+		return fmt.Errorf("open working directory: %w", err)
+	}
+	defer root.Close()
+
+	var created, edited, deleted int
+	for _, op := range ru.d.Input {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch op.Type {
+		case libra.OpCreate, libra.OpEdit:
+			if err := ru.writeFile(ctx, root, op); err != nil {
+				return err
+			}
+			if op.Type == libra.OpCreate {
+				created++
+			} else {
+				edited++
+			}
+		case libra.OpDelete:
+			err := root.Remove(op.Path)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return libra.Permanent(fmt.Errorf("delete %s: %w", op.Path, err))
+			}
+			deleted++
+		default:
+			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: unknown operation %q", op.Path, op.Type))
+		}
+	}
+	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", created, edited, deleted))
+	return nil
+}
+
+func (ru *run) writeFile(ctx context.Context, root *os.Root, op libra.FileOp) error {
+	if dir := path.Dir(op.Path); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			// A file where a directory is needed is the input's fault.
+			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: cannot create its directory: a file of that name exists", op.Path))
+		}
+	}
+	src, err := ru.r.Artifacts.Open(ctx, op.Digest)
+	if err != nil {
+		return fmt.Errorf("open content of %s: %w", op.Path, err)
+	}
+	defer src.Close()
+	dst, err := root.OpenFile(op.Path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && (errors.Is(err, fs.ErrExist) || isDirErr(root, op.Path)) {
+			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: a directory of that name exists", op.Path))
+		}
+		return fmt.Errorf("create %s: %w", op.Path, err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return fmt.Errorf("write %s: %w", op.Path, err)
+	}
+	if err := dst.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", op.Path, err)
+	}
+	return nil
+}
+
+func isDirErr(root *os.Root, name string) bool {
+	fi, err := root.Lstat(name)
+	return err == nil && fi.IsDir()
+}
