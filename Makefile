@@ -1,0 +1,34 @@
+# The README's two commands are `make run` and `make test`.
+
+GO ?= go
+BIN := bin/libra-deploy
+SCALAR := api/docs/scalar/standalone.js
+
+.PHONY: run build test docs bench fuzz clean
+
+# The API reference page's script comes from the npm registry
+# (@scalar/api-reference) at build time; it is not committed.
+docs: $(SCALAR)
+$(SCALAR):
+	$(GO) generate ./api/...
+
+build: docs
+	$(GO) build -o $(BIN) ./cmd/libra-deploy
+
+run: build
+	./$(BIN) serve
+
+test: docs
+	test -z "$$(gofmt -l .)" || (gofmt -l . && false)
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/libra-deploy ./sitehost
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzCheckPath -fuzztime 30s .
+	$(GO) test -run '^$$' -fuzz FuzzCheckDomain -fuzztime 30s .
+
+clean:
+	rm -rf bin data

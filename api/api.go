@@ -1,0 +1,261 @@
+// Package api is libra-deploy's HTTP API: deployments, their status, projects,
+// health, the OpenAPI description and its interactive reference.
+//
+// Routes are Huma operations on net/http, so the Go types below both validate
+// requests and generate /openapi.json. Every error, including Huma's own,
+// the router's 404 and 405 and a recovered panic, is sent in one format:
+// {success:false, error, message, details?, timestamp}.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"golang.org/x/time/rate"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+// SiteHost serves published sites. Requests whose Host is a site host go to
+// it before any API logic: sites have no CORS, auth or API routes.
+type SiteHost interface {
+	IsSiteHost(host string) bool
+	http.Handler
+}
+
+// Config is what New needs. Store and Artifacts are required.
+type Config struct {
+	Store     libra.Store
+	Artifacts libra.ArtifactStore
+	// Sites may be nil.
+	Sites SiteHost
+	// Checks are the health checks by name ("database", "queue", ...). When
+	// nil, a "database" check pings Store.
+	Checks map[string]func(ctx context.Context) error
+
+	Version   string
+	StartedAt time.Time
+
+	// CORSOrigins are the origins browsers may call the API from; see
+	// originMatcher for the pattern syntax. Default DefaultCORSOrigins.
+	CORSOrigins []string
+
+	// RateLimit and RateBurst bound each token's requests (token bucket).
+	// Defaults 10/s and 50; rate.Inf disables the limit.
+	RateLimit rate.Limit
+	RateBurst int
+
+	// SitesDomain is the domain deployments are served under; custom
+	// domains may not be at or below it. Default "localhost".
+	SitesDomain string
+
+	Logger *slog.Logger
+}
+
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	checks  map[string]func(context.Context) error
+	origins originMatcher
+	limits  *limiters
+	docs    *docsAssets
+}
+
+// deployBodyTimeout is how long a client may take to send a deployment body:
+// 50 MiB over a slow uplink takes minutes, not Huma's default 5 s.
+const deployBodyTimeout = 3 * time.Minute
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	if cfg.Store == nil || cfg.Artifacts == nil {
+		panic("api.New: Store and Artifacts are required")
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.StartedAt.IsZero() {
+		cfg.StartedAt = time.Now()
+	}
+	if len(cfg.CORSOrigins) == 0 {
+		cfg.CORSOrigins = DefaultCORSOrigins
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = 10
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 50
+	}
+	if cfg.SitesDomain == "" {
+		cfg.SitesDomain = "localhost"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		origins: newOriginMatcher(cfg.CORSOrigins),
+		limits:  newLimiters(cfg.RateLimit, cfg.RateBurst),
+		docs:    newDocsAssets(),
+	}
+	if cfg.Checks == nil {
+		s.checks = map[string]func(context.Context) error{"database": cfg.Store.Ping}
+	} else {
+		// A copy: /health reads it from many goroutines, and the caller's
+		// map may change after New returns.
+		s.checks = make(map[string]func(context.Context) error, len(cfg.Checks))
+		for name, check := range cfg.Checks {
+			s.checks[name] = check
+		}
+	}
+	if s.docs.bundle == nil {
+		s.log.Warn("built without the Scalar bundle: /docs explains how to add it (go generate ./api/...)")
+	}
+
+	mux := http.NewServeMux()
+	s.register(humago.New(exactRoot{mux}, s.humaConfig()))
+	mux.HandleFunc("GET /docs", s.docs.servePage)
+	mux.HandleFunc("GET /docs/scalar.js", s.docs.serveBundle)
+	mux.HandleFunc("GET /docs/init.js", s.docs.serveInit)
+
+	api := s.observe(s.cors(limitBody(routeErrors(mux))))
+	if cfg.Sites == nil {
+		return api
+	}
+	sites := cfg.Sites
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sites.IsSiteHost(r.Host) {
+			sites.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) humaConfig() huma.Config {
+	oapi := &huma.OpenAPI{
+		OpenAPI: "3.1.0",
+		Info: &huma.Info{
+			Title:   "libra-deploy",
+			Version: s.cfg.Version,
+			Description: "Self-hosted deployment service. POST a project's files to /deploy, " +
+				"then poll /deploy-status until the deployment is completed or failed.\n\n" +
+				"Every error has the body `{success:false, error, message, details?, timestamp}`, " +
+				"where `error` is a stable code. Every response carries `X-Request-Id`.",
+		},
+		Components: &huma.Components{
+			Schemas: huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer),
+			SecuritySchemes: map[string]*huma.SecurityScheme{
+				"bearer":  {Type: "http", Scheme: "bearer", Description: "An API token issued by the service (prefix ld_)."},
+				"session": {Type: "apiKey", In: "cookie", Name: "session", Description: "The same token, as the session cookie."},
+			},
+		},
+		// Huma documents 422 for every operation with a body; this API
+		// answers validation failures with 400, so the document says so.
+		OnAddOperation: []huma.AddOpFunc{func(_ *huma.OpenAPI, op *huma.Operation) {
+			if r, ok := op.Responses["422"]; ok {
+				delete(op.Responses, "422")
+				if _, has := op.Responses["400"]; !has {
+					r.Description = http.StatusText(http.StatusBadRequest)
+					op.Responses["400"] = r
+				}
+			}
+		}},
+	}
+	return huma.Config{
+		OpenAPI:       oapi,
+		OpenAPIPath:   "/openapi",
+		Formats:       map[string]huma.Format{"application/json": huma.DefaultJSONFormat, "json": huma.DefaultJSONFormat},
+		DefaultFormat: "application/json",
+	}
+}
+
+var tokenSecurity = []map[string][]string{{"bearer": {}}, {"session": {}}}
+
+func (s *server) register(api huma.API) {
+	authed := huma.Middlewares{s.authenticate, requireJSON}
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "deploy",
+		Method:        http.MethodPost,
+		Path:          "/deploy",
+		Summary:       "Queue a deployment",
+		Description:   "Validates the request, stores the files, charges the org's monthly quota and queues the deployment, all or nothing.",
+		Tags:          []string{"Deployments"},
+		DefaultStatus: http.StatusAccepted,
+		// Huma refuses a body whose size reaches MaxBodyBytes, so one byte
+		// more lets a body of exactly the limit through.
+		MaxBodyBytes:    libra.MaxBodyBytes + 1,
+		BodyReadTimeout: deployBodyTimeout,
+		Security:        tokenSecurity,
+		Middlewares:     authed,
+		Errors:          []int{400, 401, 403, 404, 409, 413, 415, 429},
+	}, s.deploy)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "deployStatus",
+		Method:      http.MethodGet,
+		Path:        "/deploy-status",
+		Summary:     "Get a deployment's status",
+		Description: "Needs no token: deployment ids are unguessable (128 random bits).",
+		Tags:        []string{"Deployments"},
+		Errors:      []int{400, 404},
+	}, s.deployStatus)
+
+	huma.Register(api, huma.Operation{
+		OperationID:   "createProject",
+		Method:        http.MethodPost,
+		Path:          "/projects",
+		Summary:       "Create a project",
+		Description:   "Creates a project in the token's org.",
+		Tags:          []string{"Projects"},
+		DefaultStatus: http.StatusCreated,
+		Security:      tokenSecurity,
+		Middlewares:   authed,
+		Errors:        []int{400, 401, 409, 413, 415, 429},
+	}, s.createProject)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "health",
+		Method:      http.MethodGet,
+		Path:        "/health",
+		Summary:     "Health",
+		Description: "Runs every health check; 503 with status unhealthy when any fails.",
+		Tags:        []string{"Service"},
+		Responses: map[string]*huma.Response{"503": {
+			Description: "A check failed; the body is the same as for 200.",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/Health"}}},
+		}},
+	}, s.health)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "root",
+		Method:      http.MethodGet,
+		Path:        "/",
+		Summary:     "Service information",
+		Tags:        []string{"Service"},
+	}, s.root)
+}
+
+// requireJSON refuses request bodies that are not JSON. Huma alone would
+// treat a missing Content-Type as JSON and accept any "+json" type.
+func requireJSON(ctx huma.Context, next func(huma.Context)) {
+	ct := ctx.Header("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || !strings.EqualFold(mt, "application/json") {
+		got := ct
+		if got == "" {
+			got = "none"
+		}
+		writeHumaError(ctx, newError(http.StatusUnsupportedMediaType, libra.CodeUnsupportedMedia,
+			"request body must be application/json", map[string]any{"contentType": truncate(got, 100)}))
+		return
+	}
+	next(ctx)
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of the service. Each field has an environment
+// variable (the seed's name where it had one) and most have a flag; flags win.
+type config struct {
+	Addr        string
+	DataDir     string
+	Environment string
+	LogLevel    string
+
+	QueueName     string
+	DLQName       string
+	Timeout       time.Duration
+	MaxConcurrent int
+	RetryBase     time.Duration
+	ShutdownGrace time.Duration
+
+	SandboxProvider string
+	SitesDomain     string
+	SitesScheme     string
+	CORSOrigins     []string
+	RateLimit       float64
+	RateBurst       int
+
+	// TestHooks injects delays and faults into steps; see hooks.go.
+	TestHooks string
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(env(name, ""), 64); err == nil {
+		return v
+	}
+	return def
+}
+
+// loadConfig reads the environment; commonFlags and serveFlags then bind
+// flags on top of it.
+func loadConfig() *config {
+	c := &config{
+		Addr:            ":" + env("PORT", "3008"),
+		DataDir:         env("DATA_DIR", "./data"),
+		Environment:     env("ENVIRONMENT", "development"),
+		LogLevel:        env("LOG_LEVEL", "info"),
+		QueueName:       env("DEPLOYMENT_QUEUE_NAME", "deployment-queue"),
+		DLQName:         env("DEPLOYMENT_DLQ_NAME", "deployment-dlq"),
+		Timeout:         time.Duration(envInt("MAX_DEPLOYMENT_TIMEOUT", 600000)) * time.Millisecond,
+		MaxConcurrent:   envInt("MAX_CONCURRENT_DEPLOYMENTS", 5),
+		RetryBase:       time.Duration(envInt("RETRY_BACKOFF_MS", 2000)) * time.Millisecond,
+		ShutdownGrace:   time.Duration(envInt("SHUTDOWN_GRACE_MS", 10000)) * time.Millisecond,
+		SandboxProvider: env("SANDBOX_BUILDER_DEFAULT_PROVIDER", "local"),
+		SitesDomain:     env("SITES_DOMAIN", "localhost"),
+		SitesScheme:     env("SITES_SCHEME", "http"),
+		RateLimit:       envFloat("RATE_LIMIT_RPS", 10),
+		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
+		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
+	}
+	for _, o := range strings.Split(env("CORS_ORIGINS", "http://localhost:*,https://libra.dev"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	return c
+}
+
+func (c *config) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: database, artifacts, working directories (env DATA_DIR)")
+}
+
+func (c *config) serveFlags(fs *flag.FlagSet) {
+	c.commonFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address HOST:PORT (env PORT sets the port)")
+	fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "deployments run at once on this node (env MAX_CONCURRENT_DEPLOYMENTS)")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "deadline of one deployment attempt (env MAX_DEPLOYMENT_TIMEOUT, in ms)")
+	fs.StringVar(&c.SitesDomain, "sites-domain", c.SitesDomain, "domain that sites are served under (env SITES_DOMAIN)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env LOG_LEVEL)")
+}
+
+func (c *config) dbPath() string       { return filepath.Join(c.DataDir, "libra.db") }
+func (c *config) artifactsDir() string { return filepath.Join(c.DataDir, "artifacts") }
+func (c *config) workDir() string      { return filepath.Join(c.DataDir, "work") }
+func (c *config) lockPath() string     { return filepath.Join(c.DataDir, "serve.lock") }
+func (c *config) logger() *slog.Logger { return newLogger(c.LogLevel) }
+func (c *config) validate() error {
+	if c.MaxConcurrent < 1 {
+		return fmt.Errorf("MAX_CONCURRENT_DEPLOYMENTS must be at least 1")
+	}
+	if c.Timeout < time.Second {
+		return fmt.Errorf("MAX_DEPLOYMENT_TIMEOUT must be at least 1000 ms")
+	}
+	return nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,276 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the libra-deploy built once for all tests: they drive the real
+// program, as a user would, over real HTTP.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "libra-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "libra-deploy")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build libra-deploy: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is one `libra-deploy serve` process on a free port.
+type server struct {
+	t       testing.TB
+	dataDir string
+	env     []string
+	cmd     *exec.Cmd
+	url     string
+	port    string
+	logs    *lockedBuffer
+	exited  chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var listening = regexp.MustCompile(`"msg":"libra-deploy serving","addr":"[^"]*:(\d+)"`)
+
+// startServer starts serve on a fresh data directory; env adds variables.
+func startServer(t testing.TB, env ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), env: env}
+	s.start()
+	t.Cleanup(func() { s.kill() })
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", s.dataDir)
+	s.cmd.Env = append(os.Environ(), "RETRY_BACKOFF_MS=100")
+	s.cmd.Env = append(s.cmd.Env, s.env...)
+	s.logs = &lockedBuffer{}
+	pr, pw := io.Pipe()
+	s.cmd.Stderr = io.MultiWriter(s.logs, pw)
+	s.cmd.Stdout = s.logs
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start serve: %v", err)
+	}
+	s.exited = make(chan error, 1)
+	go func() { err := s.cmd.Wait(); pw.Close(); s.exited <- err }()
+	portc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		sent := false
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				portc <- m[1]
+				sent = true
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case p := <-portc:
+		s.port = p
+		s.url = "http://127.0.0.1:" + p
+	case err := <-s.exited:
+		s.t.Fatalf("serve exited at start: %v\n%s", err, s.logs.String())
+	case <-time.After(20 * time.Second):
+		s.t.Fatalf("serve did not start in 20s:\n%s", s.logs.String())
+	}
+}
+
+// kill stops the process at once, as a crash would.
+func (s *server) kill() {
+	if s.cmd != nil && s.cmd.ProcessState == nil {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.exited
+	}
+}
+
+// stop sends SIGTERM and returns the exit error (nil for exit 0).
+func (s *server) stop(timeout time.Duration) error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.exited:
+		return err
+	case <-time.After(timeout):
+		s.t.Fatalf("serve did not stop within %s", timeout)
+		return nil
+	}
+}
+
+// admin runs an admin subcommand on the server's data directory.
+func (s *server) admin(args ...string) string {
+	s.t.Helper()
+	args = append(args, "--data-dir", s.dataDir)
+	cmd := exec.Command(binary, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("libra-deploy %v: %v\n%s", args, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// setup creates a token and a project for org.
+func (s *server) setup(org, project string) string {
+	s.t.Helper()
+	tok := s.admin("token", "create", "--org", org, "--user", "user-"+org)
+	s.admin("project", "create", "--org", org, "--id", project)
+	return tok
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	json   map[string]any
+}
+
+func (r response) str(key string) string {
+	v, _ := r.json[key].(string)
+	return v
+}
+
+// do sends a request; header pairs are "Name", "value".
+func (s *server) do(method, path string, body any, header ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, body: b}
+	_ = json.Unmarshal(b, &r.json)
+	return r
+}
+
+func (s *server) deploy(token string, body map[string]any) response {
+	s.t.Helper()
+	return s.do("POST", "/deploy", body, "Authorization", "Bearer "+token)
+}
+
+// staticSite is a deploy body with n files, index.html first.
+func staticSite(org, project string, n int) map[string]any {
+	files := []map[string]any{{"path": "index.html", "content": "<!doctype html><h1>hello " + project + "</h1>"}}
+	for i := 1; i < n; i++ {
+		files = append(files, map[string]any{"path": fmt.Sprintf("assets/file-%d.css", i), "content": fmt.Sprintf("body{--n:%d}", i)})
+	}
+	return map[string]any{"projectId": project, "orgId": org, "userId": "user-" + org, "initFiles": files}
+}
+
+// waitFinal polls /deploy-status until the deployment is completed or failed.
+func (s *server) waitFinal(id string, timeout time.Duration) response {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := s.do("GET", "/deploy-status?id="+id, nil)
+		if r.status != 200 {
+			s.t.Fatalf("deploy-status %s: %d %s", id, r.status, r.body)
+		}
+		if st := r.str("status"); st == "completed" || st == "failed" {
+			return r
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("deployment %s not final after %s: %s\nserver log:\n%s", id, timeout, r.body, tail(s.logs.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFor polls the status until cond holds.
+func (s *server) waitFor(id string, timeout time.Duration, cond func(response) bool) response {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := s.do("GET", "/deploy-status?id="+id, nil)
+		if cond(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("deployment %s: condition not met after %s: %s", id, timeout, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func stepStatus(r response, step string) string {
+	steps, _ := r.json["steps"].(map[string]any)
+	st, _ := steps[step].(map[string]any)
+	v, _ := st["status"].(string)
+	return v
+}
