@@ -1,0 +1,332 @@
+// Package fs is the artifact store on local disk: each blob is one file named
+// by the SHA-256 of its content, under <root>/sha256/<first 2 hex>/<other 62>.
+//
+// Writes go to a temporary file under the same root and are renamed into
+// place once complete and synced, so a reader never sees a partial blob and a
+// crash leaves at most a stray temporary file, which New removes later.
+package fs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+const (
+	blobDir = "sha256"
+	tmpDir  = "tmp"
+	// staleTemp is how old a temporary file must be before New deletes it.
+	// Another process sharing the root may still be writing younger ones.
+	staleTemp = time.Hour
+)
+
+// Store is a content-addressed blob store in one directory. It is safe for
+// concurrent use, also by several processes sharing the directory.
+type Store struct {
+	root  string
+	blobs string
+	tmp   string
+
+	mu      sync.Mutex
+	queue   []*pending
+	leading bool
+}
+
+var _ libra.ArtifactStore = (*Store)(nil)
+
+// New opens (creating if needed) a store rooted at root.
+func New(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("artifact store root %q: %w", root, err)
+	}
+	s := &Store{root: abs, blobs: filepath.Join(abs, blobDir), tmp: filepath.Join(abs, tmpDir)}
+	// Blobs include clients' source files: keep them from other local users.
+	for _, d := range []string{s.root, s.blobs, s.tmp} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("create artifact store directory: %w", err)
+		}
+	}
+	s.removeStaleTemps()
+	return s, nil
+}
+
+// Root returns the store's absolute root directory.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) removeStaleTemps() {
+	entries, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return // best effort: stray temporaries only cost disk space
+	}
+	cutoff := time.Now().Add(-staleTemp)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			_ = os.Remove(filepath.Join(s.tmp, e.Name()))
+		}
+	}
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// Put stores r's content. Content that is already stored is not written
+// again; its modification time is brought forward instead, so that the
+// time of a blob is the last time anyone stored it (site hosts derive
+// Last-Modified from it, and a re-published manifest must look new).
+func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64, err error) {
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("create temporary blob: %w", err)
+	}
+	tmpName := f.Name()
+	defer func() {
+		if f != nil {
+			_ = f.Close()
+		}
+		if tmpName != "" {
+			_ = os.Remove(tmpName)
+		}
+	}()
+
+	h := sha256.New()
+	bufp := copyBufs.Get().(*[]byte)
+	size, err = io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bufp)
+	copyBufs.Put(bufp)
+	if err != nil {
+		return "", 0, fmt.Errorf("write blob: %w", err)
+	}
+	if err := f.Chmod(0o440); err != nil {
+		return "", 0, fmt.Errorf("write blob: %w", err)
+	}
+
+	sum := hex.EncodeToString(h.Sum(nil))
+	digest = libra.DigestPrefix + sum
+	dir := filepath.Join(s.blobs, sum[:2])
+	dst := filepath.Join(dir, sum[2:])
+
+	// A same-sized file under the name is this content (the name is its
+	// hash, and only synced files get a name), so keep it. A wrong size
+	// means damage from outside; replacing it repairs the blob.
+	if info, err := os.Stat(dst); err == nil && info.Mode().IsRegular() && info.Size() == size {
+		now := time.Now()
+		if err := os.Chtimes(dst, now, now); err == nil {
+			return digest, size, nil
+		}
+		// Not allowed to touch it (another user's file, say): replacing
+		// it with the identical new copy dates it just as well.
+	}
+
+	p := &pending{f: f, tmp: tmpName, dst: dst, dir: dir, done: make(chan error, 1)}
+	f, tmpName = nil, "" // the group commit owns them now
+	if err := s.commit(p); err != nil {
+		return "", 0, err
+	}
+	return digest, size, nil
+}
+
+// pending is a written blob waiting for its group commit.
+type pending struct {
+	f             *os.File
+	tmp, dst, dir string
+	done          chan error
+}
+
+// commit makes a written blob durable and gives it its name.
+//
+// The content must reach the disk before the name does (else a crash can
+// leave a complete-looking name over empty content, which dedup would then
+// trust), so each blob needs an fsync, a rename and an fsync of its
+// directory. Done one blob at a time, concurrent Puts queue behind each
+// other's journal commits. Instead the first Put to arrive leads: it syncs
+// every blob queued so far, renames them, syncs their directories once, and
+// releases them all. On ext4 the first fsync commits the journal for the
+// whole group and the rest are cheap.
+func (s *Store) commit(p *pending) error {
+	s.mu.Lock()
+	s.queue = append(s.queue, p)
+	if s.leading {
+		s.mu.Unlock()
+		return <-p.done
+	}
+	s.leading = true
+	s.mu.Unlock()
+	s.lead()
+	return <-p.done
+}
+
+// lead commits one group, then hands leadership to a new goroutine if more
+// blobs queued meanwhile, so no caller waits for more than two groups.
+func (s *Store) lead() {
+	s.mu.Lock()
+	group := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+
+	s.commitGroup(group)
+
+	s.mu.Lock()
+	if len(s.queue) > 0 {
+		s.mu.Unlock()
+		go s.lead()
+		return
+	}
+	s.leading = false
+	s.mu.Unlock()
+}
+
+func (s *Store) commitGroup(group []*pending) {
+	errs := make([]error, len(group))
+	for i, p := range group {
+		if err := p.f.Sync(); err != nil {
+			errs[i] = fmt.Errorf("sync blob: %w", err)
+		}
+		if err := p.f.Close(); err != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("close blob: %w", err)
+		}
+	}
+	dirs := map[string]bool{}
+	createdDir := false
+	for i, p := range group {
+		if errs[i] != nil {
+			continue
+		}
+		created, err := mkdir(p.dir)
+		if err != nil {
+			errs[i] = fmt.Errorf("create blob directory: %w", err)
+			continue
+		}
+		createdDir = createdDir || created
+		// Two writers of the same content may both get here; rename
+		// replaces atomically with identical bytes, and open readers keep
+		// their file.
+		if err := os.Rename(p.tmp, p.dst); err != nil {
+			errs[i] = fmt.Errorf("move blob into place: %w", err)
+			continue
+		}
+		p.tmp = ""
+		dirs[p.dir] = true
+	}
+	if createdDir {
+		dirs[s.blobs] = true
+	}
+	var dirErr error
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			dirErr = err
+		}
+	}
+	for i, p := range group {
+		if p.tmp != "" {
+			_ = os.Remove(p.tmp)
+		}
+		if errs[i] == nil {
+			errs[i] = dirErr
+		}
+		p.done <- errs[i]
+	}
+}
+
+// Open returns the blob's content as an *os.File, which also seeks.
+func (s *Store) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
+	p, err := s.blobPath(digest)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("artifact %s: %w", digest, libra.ErrNotFound)
+		}
+		return nil, fmt.Errorf("open artifact %s: %w", digest, err)
+	}
+	return f, nil
+}
+
+// Path returns the file holding the blob, for callers that hand it to the
+// kernel (sendfile) rather than read it. The file must not be written to.
+func (s *Store) Path(digest string) (string, error) {
+	p, err := s.blobPath(digest)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("artifact %s: %w", digest, libra.ErrNotFound)
+		}
+		return "", fmt.Errorf("stat artifact %s: %w", digest, err)
+	}
+	return p, nil
+}
+
+// Stat returns the blob's size and the last time it was stored.
+func (s *Store) Stat(ctx context.Context, digest string) (size int64, modTime time.Time, err error) {
+	p, err := s.blobPath(digest)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, time.Time{}, fmt.Errorf("artifact %s: %w", digest, libra.ErrNotFound)
+		}
+		return 0, time.Time{}, fmt.Errorf("stat artifact %s: %w", digest, err)
+	}
+	return info.Size(), info.ModTime(), nil
+}
+
+// blobPath maps a checked digest to its file. Only 64 lowercase hex digits
+// reach the path, so no digest can name a file outside the blob directory.
+func (s *Store) blobPath(digest string) (string, error) {
+	if err := libra.CheckDigest(digest); err != nil {
+		return "", fmt.Errorf("artifact: %w", err)
+	}
+	sum := strings.TrimPrefix(digest, libra.DigestPrefix)
+	return filepath.Join(s.blobs, sum[:2], sum[2:]), nil
+}
+
+func mkdir(dir string) (created bool, err error) {
+	err = os.Mkdir(dir, 0o750)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+// syncDir makes a rename or a new entry in dir survive a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory to sync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
+
+// ctxReader stops a long copy once the caller has given up.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,369 @@
+package sitehost
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+// notFoundMode is what a site serves for a path with no file.
+type notFoundMode int
+
+const (
+	// notFoundAuto: the nearest 404.html with status 404; without one, the
+	// root index.html with status 200 for paths without an extension (a
+	// single-page app's routes); otherwise a plain 404.
+	notFoundAuto notFoundMode = iota
+	// notFoundSPA ("single-page-application"): the root index.html with
+	// status 200 for any missing path except those of missing assets.
+	notFoundSPA
+	// notFound404Page ("404-page"): the nearest 404.html, else a plain 404.
+	notFound404Page
+	// notFoundNone ("none"): a plain 404.
+	notFoundNone
+)
+
+// configFiles configure a site and are never served, even though the
+// manifest lists them.
+var configFiles = map[string]bool{
+	"_headers":       true,
+	"_redirects":     true,
+	"_routes.json":   true,
+	".assetsignore":  true,
+	"wrangler.json":  true,
+	"wrangler.jsonc": true,
+	"wrangler.toml":  true,
+	"netlify.toml":   true,
+}
+
+// file is one servable path of one site, with every header value it needs
+// computed once, when the site is loaded.
+type file struct {
+	path         string
+	digest       string
+	size         int64
+	contentType  []string
+	cacheControl []string
+	etag         []string
+	etagGzip     []string
+	length       []string
+	// gzip is set when the type compresses and the file is large enough for
+	// gzip to pay; such responses also carry Vary: Accept-Encoding.
+	gzip bool
+
+	// blob is the cached content, set by the blob cache and cleared by it on
+	// eviction, so a hit costs one atomic load and no map lookup.
+	blob atomic.Pointer[blob]
+}
+
+// site is one deployment's parsed manifest and rules. Deployments are
+// immutable, so a site never changes once loaded.
+type site struct {
+	deploymentID string
+	manifest     string
+	modTime      time.Time
+	lastModified []string
+	// routes maps a request path without its leading slash to a file:
+	// "" and "about/" to index files, "about" to about.html or
+	// about/index.html, and every file to itself.
+	routes    map[string]*file
+	index     *file
+	notFound  notFoundMode
+	redirects *redirects
+	headers   []*headerRule
+
+	hdrMu   sync.RWMutex
+	hdrMemo map[string]*headerSet
+}
+
+// minGzipSize is where gzip starts to save more than its own framing.
+const minGzipSize = 256
+
+// maxHeaderMemo bounds the per-site memo of _headers results; paths beyond
+// it are matched on every request.
+const maxHeaderMemo = 4096
+
+// statter is implemented by stores that know when a blob was last stored
+// (artifact/fs does); it gives Last-Modified a value that agrees across
+// processes.
+type statter interface {
+	Stat(ctx context.Context, digest string) (size int64, modTime time.Time, err error)
+}
+
+// loadSite reads a deployment's manifest and its rule files.
+func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string) (*site, error) {
+	m, err := libra.LoadManifest(ctx, h.artifacts, manifestDigest)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", deploymentID, err)
+	}
+	s := &site{
+		deploymentID: deploymentID,
+		manifest:     manifestDigest,
+		routes:       make(map[string]*file, len(m.Files)*2),
+	}
+	s.modTime = time.Now()
+	if st, ok := h.artifacts.(statter); ok {
+		if _, mt, err := st.Stat(ctx, manifestDigest); err == nil {
+			s.modTime = mt
+		}
+	}
+	s.modTime = s.modTime.Truncate(time.Second)
+	s.lastModified = []string{s.modTime.UTC().Format(http.TimeFormat)}
+
+	var files []*file
+	for p, mf := range m.Files {
+		if configFiles[p] || hiddenPath(p) {
+			continue
+		}
+		t := typeOf(p)
+		f := &file{
+			path:         p,
+			digest:       mf.Digest,
+			size:         mf.Size,
+			contentType:  t.contentType,
+			cacheControl: cacheControlFor(p, t),
+			etag:         []string{`"` + mf.Digest + `"`},
+			length:       []string{strconv.FormatInt(mf.Size, 10)},
+			gzip:         t.compressible && mf.Size >= minGzipSize,
+		}
+		if f.gzip {
+			f.etagGzip = []string{`"` + mf.Digest + `-gzip"`}
+		}
+		files = append(files, f)
+		s.routes[p] = f
+	}
+	// Pretty URLs, in priority order: a real file, then for "x" the page
+	// x.html before x/index.html, and for "x/" the reverse.
+	for _, f := range files {
+		if dir, ok := indexDir(f.path); ok {
+			setIfAbsent(s.routes, dir, f)
+		} else if stem, ok := strings.CutSuffix(f.path, ".html"); ok {
+			setIfAbsent(s.routes, stem, f)
+		}
+	}
+	for _, f := range files {
+		if dir, ok := indexDir(f.path); ok {
+			if dir != "" {
+				setIfAbsent(s.routes, strings.TrimSuffix(dir, "/"), f)
+			}
+		} else if stem, ok := strings.CutSuffix(f.path, ".html"); ok {
+			setIfAbsent(s.routes, stem+"/", f)
+		}
+	}
+	s.index = s.routes["index.html"]
+
+	if b, err := h.readConfig(ctx, m, "_redirects"); err != nil {
+		return nil, err
+	} else if b != nil {
+		rs, warnings := parseRedirects(b)
+		s.redirects = rs
+		h.warnRules(deploymentID, warnings)
+	}
+	if b, err := h.readConfig(ctx, m, "_headers"); err != nil {
+		return nil, err
+	} else if b != nil {
+		rules, warnings := parseHeaders(b)
+		s.headers = rules
+		h.warnRules(deploymentID, warnings)
+	}
+	for _, name := range []string{"wrangler.jsonc", "wrangler.json", "wrangler.toml"} {
+		b, err := h.readConfig(ctx, m, name)
+		if err != nil {
+			return nil, err
+		}
+		if b == nil {
+			continue
+		}
+		mode, err := notFoundHandling(name, b)
+		if err != nil {
+			h.log.Warn("site config ignored", "deployment", deploymentID, "file", name, "error", err)
+			continue
+		}
+		s.notFound = mode
+		break
+	}
+	if s.headers != nil {
+		s.hdrMemo = map[string]*headerSet{}
+	}
+	return s, nil
+}
+
+// indexDir returns the directory route ("" for the root, "docs/" for
+// docs/index.html) that an index.html stands for.
+func indexDir(p string) (string, bool) {
+	if p == "index.html" {
+		return "", true
+	}
+	if dir, ok := strings.CutSuffix(p, "/index.html"); ok {
+		return dir + "/", true
+	}
+	return "", false
+}
+
+func setIfAbsent(m map[string]*file, k string, f *file) {
+	if _, ok := m[k]; !ok {
+		m[k] = f
+	}
+}
+
+// hiddenPath reports paths with a dot segment other than .well-known:
+// a static project's .env or .git must not go public because a build
+// copied it along.
+func hiddenPath(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg != "" && seg[0] == '.' && seg != ".well-known" {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Host) readConfig(ctx context.Context, m *libra.Manifest, name string) ([]byte, error) {
+	mf, ok := m.Files[name]
+	if !ok {
+		return nil, nil
+	}
+	if mf.Size > maxRuleFileBytes {
+		h.log.Warn("site config file too large, ignored", "file", name, "size", mf.Size)
+		return nil, nil
+	}
+	rc, err := h.artifacts.Open(ctx, mf.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxRuleFileBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b, nil
+}
+
+func (h *Host) warnRules(deploymentID string, warnings []string) {
+	for _, w := range warnings {
+		h.log.Warn("site rule ignored", "deployment", deploymentID, "reason", w)
+	}
+}
+
+var tomlNotFound = regexp.MustCompile(`(?m)^\s*not_found_handling\s*=\s*["']([a-z0-9-]+)["']`)
+
+// notFoundHandling reads assets.not_found_handling from a wrangler config.
+func notFoundHandling(name string, b []byte) (notFoundMode, error) {
+	var value string
+	if strings.HasSuffix(name, ".toml") {
+		if m := tomlNotFound.FindSubmatch(b); m != nil {
+			value = string(m[1])
+		}
+	} else {
+		var cfg struct {
+			Assets struct {
+				NotFoundHandling string `json:"not_found_handling"`
+			} `json:"assets"`
+		}
+		if err := json.Unmarshal(stripJSONC(b), &cfg); err != nil {
+			return notFoundAuto, fmt.Errorf("parse: %w", err)
+		}
+		value = cfg.Assets.NotFoundHandling
+	}
+	switch value {
+	case "":
+		return notFoundAuto, nil
+	case "single-page-application":
+		return notFoundSPA, nil
+	case "404-page":
+		return notFound404Page, nil
+	case "none":
+		return notFoundNone, nil
+	}
+	return notFoundAuto, fmt.Errorf("unknown not_found_handling %q", value)
+}
+
+// stripJSONC turns JSON with comments and trailing commas (wrangler.jsonc)
+// into JSON.
+func stripJSONC(in []byte) []byte {
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		switch {
+		case c == '"':
+			j := i + 1
+			for j < len(in) && in[j] != '"' {
+				if in[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			j = min(j, len(in)-1)
+			out = append(out, in[i:j+1]...)
+			i = j
+		case c == '/' && i+1 < len(in) && in[i+1] == '/':
+			for i < len(in) && in[i] != '\n' {
+				i++
+			}
+			out = append(out, '\n')
+		case c == '/' && i+1 < len(in) && in[i+1] == '*':
+			end := bytes.Index(in[i+2:], []byte("*/"))
+			if end < 0 {
+				return out
+			}
+			i += 2 + end + 1
+			out = append(out, ' ')
+		case c == '}' || c == ']':
+			// Drop a comma that only whitespace separates from the close.
+			k := len(out) - 1
+			for k >= 0 && (out[k] == ' ' || out[k] == '\t' || out[k] == '\n' || out[k] == '\r') {
+				k--
+			}
+			if k >= 0 && out[k] == ',' {
+				out = append(out[:k], out[k+1:]...)
+			}
+			out = append(out, c)
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// headersFor returns the _headers result for request path p, memoized.
+func (s *site) headersFor(p string) *headerSet {
+	s.hdrMu.RLock()
+	hs, ok := s.hdrMemo[p]
+	s.hdrMu.RUnlock()
+	if ok {
+		return hs
+	}
+	hs = headersFor(s.headers, p)
+	s.hdrMu.Lock()
+	if len(s.hdrMemo) < maxHeaderMemo {
+		s.hdrMemo[strings.Clone(p)] = hs
+	}
+	s.hdrMu.Unlock()
+	return hs
+}
+
+// nearest404 finds the 404.html closest to p, walking up to the root.
+func (s *site) nearest404(key string) *file {
+	dir := key
+	for {
+		i := strings.LastIndexByte(dir, '/')
+		if i < 0 {
+			return s.routes["404.html"]
+		}
+		dir = dir[:i]
+		if f := s.routes[dir+"/404.html"]; f != nil {
+			return f
+		}
+	}
+}
