@@ -27,9 +27,10 @@ type Store interface {
 	// org's monthly limit is reached; nothing is written then.
 	CreateDeployment(ctx context.Context, d *Deployment) error
 	Deployment(ctx context.Context, id string) (*Deployment, error)
-	// UpdateDeployment saves the mutable fields: status, steps, progress,
-	// current step, error, url, attempt and times.
-	UpdateDeployment(ctx context.Context, d *Deployment) error
+	// UpdateDeployment saves the mutable fields (status, steps, progress,
+	// current step, error, url, attempt and times) and appends logs, in one
+	// transaction: a client never sees a step finished before its log lines.
+	UpdateDeployment(ctx context.Context, d *Deployment, logs []LogEntry) error
 	// RefundQuota gives the deployment's quota back, once.
 	RefundQuota(ctx context.Context, id string) error
 	// Publish records the deployment's manifest and url and makes it its

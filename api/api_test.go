@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/libra-deploy/libra-deploy/queue"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"io"
 	"log/slog"
 	"net/http"
@@ -81,15 +82,14 @@ func (b *syncBuffer) String() string {
 }
 
 type env struct {
-	t        *testing.T
-	url      string
-	db       *sqlite.DB
-	arts     *countingArtifacts
-	enqueued atomic.Int64
-	logs     *syncBuffer
-	tokenA   string // org-a, user-a
-	tokenA2  string // org-a, user-a2
-	tokenB   string // org-b
+	t       *testing.T
+	url     string
+	db      *sqlite.DB
+	arts    *countingArtifacts
+	logs    *syncBuffer
+	tokenA  string // org-a, user-a
+	tokenA2 string // org-a, user-a2
+	tokenB  string // org-b
 }
 
 func newEnv(t *testing.T, configure func(*api.Config)) *env {
@@ -102,9 +102,17 @@ func newEnv(t *testing.T, configure func(*api.Config)) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &env{t: t, db: db, logs: &syncBuffer{}}
-	db.Enqueue = func(ctx context.Context, tx *sql.Tx, id string) (int64, error) {
-		return e.enqueued.Add(1), nil
+	// The real queue, insert-only: these tests check what the API accepts
+	// and writes; nothing works the jobs.
+	driver := riversqlite.New(db.Writer)
+	if err := queue.Migrate(context.Background(), driver); err != nil {
+		t.Fatal(err)
 	}
+	q, err := queue.New(driver, nil, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Enqueue = q.InsertManyTx
 	store, err := fs.New(filepath.Join(dir, "artifacts"))
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +259,7 @@ func truncate(b []byte) string {
 // blob came out of the requests so far.
 func (e *env) wantNothingCreated() {
 	e.t.Helper()
-	if n := e.enqueued.Load(); n != 0 {
+	if n := e.jobs(); n != 0 {
 		e.t.Errorf("%d jobs enqueued, want 0", n)
 	}
 	if n := e.arts.puts.Load(); n != 0 {
@@ -359,7 +367,7 @@ func TestDeployAcceptedAndStatus(t *testing.T) {
 			t.Errorf("op %d content %q size %d, want %q", i, got, op.Size, w.content)
 		}
 	}
-	if n := e.enqueued.Load(); n != 1 {
+	if n := e.jobs(); n != 1 {
 		t.Errorf("%d jobs enqueued, want 1", n)
 	}
 
@@ -390,7 +398,7 @@ func TestDeployAcceptedAndStatus(t *testing.T) {
 	d.CurrentStep = libra.StepBuild
 	d.Progress = 50
 	d.Steps[libra.StepValidate] = libra.StepState{Status: libra.StepCompleted, Timestamp: &now}
-	if err := e.db.UpdateDeployment(context.Background(), d); err != nil {
+	if err := e.db.UpdateDeployment(context.Background(), d, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.db.AppendLogs(context.Background(), id, []libra.LogEntry{{Time: now, Step: libra.StepBuild, Level: "info", Message: "vite build"}}); err != nil {
@@ -604,7 +612,7 @@ func TestAuthMatrix(t *testing.T) {
 			}
 		})
 	}
-	if n := e.enqueued.Load(); n != int64(accepted) {
+	if n := e.jobs(); n != accepted {
 		t.Errorf("%d deployments enqueued, want %d (only the accepted ones)", n, accepted)
 	}
 
@@ -672,7 +680,7 @@ func TestQuotaExceeded(t *testing.T) {
 	if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs < 1 || time.Duration(secs)*time.Second > untilNextMonth+time.Minute {
 		t.Errorf("Retry-After = %q, want the seconds until next month", r.header.Get("Retry-After"))
 	}
-	if n := e.enqueued.Load(); n != 1 {
+	if n := e.jobs(); n != 1 {
 		t.Errorf("%d enqueued, want 1", n)
 	}
 }
@@ -1132,4 +1140,14 @@ func TestTokens(t *testing.T) {
 	if len(h) != 64 || h != api.HashToken(a) || h == api.HashToken(b) || strings.Contains(h, a) {
 		t.Errorf("hash %q", h)
 	}
+}
+
+// jobs counts the queue jobs in the database.
+func (e *env) jobs() int {
+	e.t.Helper()
+	var n int
+	if err := e.db.Writer.QueryRow(`SELECT count(*) FROM river_job`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }

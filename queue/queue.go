@@ -141,16 +141,25 @@ func New[TTx any](driver riverdriver.Driver[TTx], runner Runner, cfg Config) (*Q
 	return &Queue[TTx]{client: client, cfg: cfg}, nil
 }
 
-// InsertTx enqueues a deployment inside tx and returns the job id.
-func (q *Queue[TTx]) InsertTx(ctx context.Context, tx TTx, deploymentID string) (int64, error) {
-	res, err := q.client.InsertTx(ctx, tx, DeploymentArgs{DeploymentID: deploymentID}, &river.InsertOpts{
-		Queue:       q.cfg.Name,
-		MaxAttempts: q.cfg.MaxAttempts,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("insert job: %w", err)
+// InsertManyTx enqueues deployments inside tx and returns their job ids, in
+// order. One call for a batch: River validates and inserts them together.
+func (q *Queue[TTx]) InsertManyTx(ctx context.Context, tx TTx, deploymentIDs []string) ([]int64, error) {
+	params := make([]river.InsertManyParams, len(deploymentIDs))
+	for i, id := range deploymentIDs {
+		params[i] = river.InsertManyParams{
+			Args:       DeploymentArgs{DeploymentID: id},
+			InsertOpts: &river.InsertOpts{Queue: q.cfg.Name, MaxAttempts: q.cfg.MaxAttempts},
+		}
 	}
-	return res.Job.ID, nil
+	res, err := q.client.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return nil, fmt.Errorf("insert jobs: %w", err)
+	}
+	ids := make([]int64, len(res))
+	for i, r := range res {
+		ids[i] = r.Job.ID
+	}
+	return ids, nil
 }
 
 // Start starts working jobs.

@@ -16,6 +16,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -24,10 +25,10 @@ import (
 //go:embed schema.sql
 var schema string
 
-// EnqueueFunc inserts the deployment's queue job inside tx and returns the
-// job's id. The queue package provides it; it is a function so that this
-// package does not decide how jobs are shaped.
-type EnqueueFunc func(ctx context.Context, tx *sql.Tx, deploymentID string) (jobID int64, err error)
+// EnqueueFunc inserts the deployments' queue jobs inside tx and returns the
+// jobs' ids in order. The queue package provides it; it is a function so
+// that this package does not decide how jobs are shaped.
+type EnqueueFunc func(ctx context.Context, tx *sql.Tx, deploymentIDs []string) (jobIDs []int64, err error)
 
 // Options configures Open.
 type Options struct {
@@ -45,6 +46,9 @@ type DB struct {
 
 	// Enqueue must be set before CreateDeployment is called.
 	Enqueue EnqueueFunc
+
+	batchOnce sync.Once
+	batch     *batcher
 }
 
 func dsn(path string, readOnly bool) string {

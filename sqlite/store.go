@@ -111,6 +111,10 @@ func (db *DB) Quota(ctx context.Context, orgID, month string) (*libra.Quota, err
 
 // CreateDeployment charges the quota, inserts the deployment and enqueues its
 // job, all in one transaction: either all three happen or none does.
+//
+// Concurrent calls are committed together (group commit, see committer.go):
+// SQLite has one writer, and one commit per accepted deployment would cap the
+// API at the writer's commit rate.
 func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 	if db.Enqueue == nil {
 		return errors.New("sqlite: Enqueue is not set")
@@ -123,44 +127,7 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
 	}
-	tx, err := db.Writer.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	limit := -1
-	if err := tx.QueryRowContext(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, d.OrgID).Scan(&limit); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("select quota: %w", err)
-	}
-	var used int
-	if err := tx.QueryRowContext(ctx,
-		`INSERT INTO quota_usage (org_id, month, used) VALUES (?, ?, 1)
-		 ON CONFLICT (org_id, month) DO UPDATE SET used = used + 1
-		 RETURNING used`, d.OrgID, d.QuotaMonth).Scan(&used); err != nil {
-		return fmt.Errorf("charge quota: %w", err)
-	}
-	if limit >= 0 && used > limit {
-		return &libra.Error{Code: libra.CodeQuotaExceeded,
-			Message: fmt.Sprintf("org %q has used its %d deployments for %s", d.OrgID, limit, d.QuotaMonth),
-			Details: map[string]any{"limit": limit, "month": d.QuotaMonth}}
-	}
-
-	jobID, err := db.Enqueue(ctx, tx, d.ID)
-	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
-	}
-	_, err = tx.ExecContext(ctx,
-		`INSERT INTO deployments (id, project_id, org_id, user_id, custom_domain, status, steps, input, job_id, created_at, quota_month)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.ProjectID, d.OrgID, d.UserID, d.CustomDomain, d.Status, string(steps), string(input), jobID, micros(d.CreatedAt), d.QuotaMonth)
-	if err != nil {
-		return fmt.Errorf("insert deployment: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return db.committer().submit(ctx, &createRequest{d: d, steps: string(steps), input: string(input)})
 }
 
 const deploymentColumns = `id, project_id, org_id, user_id, custom_domain, status, current_step, progress, steps,
@@ -200,19 +167,30 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
-// UpdateDeployment saves a deployment's mutable state.
-func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment) error {
+// UpdateDeployment saves a deployment's mutable state and appends logs.
+func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
 	steps, err := json.Marshal(d.Steps)
 	if err != nil {
 		return fmt.Errorf("encode steps: %w", err)
 	}
-	_, err = db.Writer.ExecContext(ctx,
+	tx, err := db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx,
 		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
 		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
 		d.Status, d.CurrentStep, d.Progress, string(steps), d.Error, d.URL, d.Attempt,
 		optMicros(d.StartedAt), optMicros(d.FinishedAt), d.ID)
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
+	}
+	if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -295,14 +273,26 @@ func (db *DB) DomainOwner(ctx context.Context, domain string) (string, error) {
 	return owner, nil
 }
 
-// AppendLogs writes a batch of log lines in one statement; the workflow
-// batches them because one transaction per line would starve SQLite's single
-// writer during a chatty build.
+// AppendLogs writes a batch of log lines. The workflow batches them because
+// one transaction per line would starve SQLite's single writer during a
+// chatty build.
 func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	const perStatement = 150 // 6 parameters each, well under SQLite's limit
+	tx, err := db.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := appendLogs(ctx, tx, id, entries); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func appendLogs(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEntry) error {
+	const perStatement = 150 // 5 parameters each, well under SQLite's limit
 	for len(entries) > 0 {
 		n := min(len(entries), perStatement)
 		var sb strings.Builder
@@ -315,7 +305,7 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 			sb.WriteString("(?, ?, ?, ?, ?)")
 			args = append(args, id, micros(e.Time), string(e.Step), e.Level, e.Message)
 		}
-		if _, err := db.Writer.ExecContext(ctx, sb.String(), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
 			return fmt.Errorf("insert logs: %w", err)
 		}
 		entries = entries[n:]

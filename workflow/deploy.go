@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	libra "github.com/libra-deploy/libra-deploy"
 )
 
@@ -15,12 +17,12 @@ import (
 // manifest that names them. Re-running it is harmless: blobs are
 // content-addressed and Publish only ever moves an alias forward.
 func (ru *run) deploy(ctx context.Context) error {
-	m := libra.Manifest{Files: map[string]libra.ManifestFile{}}
 	root, err := os.OpenRoot(ru.outDir)
 	if err != nil {
 		return fmt.Errorf("open output: %w", err)
 	}
 	defer root.Close()
+	var paths []string
 	err = fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -36,25 +38,43 @@ func (ru *run) deploy(ctx context.Context) error {
 			ru.logs.Add(libra.StepDeploy, "warn", fmt.Sprintf("skipped %s: not a regular file", p))
 			return nil
 		}
-		if skipPublish(p, false) {
-			return nil
+		if !skipPublish(p, false) {
+			paths = append(paths, p)
 		}
-		f, err := root.Open(p)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", p, err)
-		}
-		defer f.Close()
-		digest, size, err := ru.r.Artifacts.Put(ctx, f)
-		if err != nil {
-			return fmt.Errorf("store %s: %w", p, err)
-		}
-		m.Files[p] = libra.ManifestFile{Digest: digest, Size: size}
-		ru.files++
-		ru.bytes += size
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+
+	// Stored a few at a time: the artifact store makes each blob durable
+	// with a group commit, which concurrent Puts share.
+	files := make([]libra.ManifestFile, len(paths))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, p := range paths {
+		g.Go(func() error {
+			f, err := root.Open(p)
+			if err != nil {
+				return fmt.Errorf("open %s: %w", p, err)
+			}
+			defer f.Close()
+			digest, size, err := ru.r.Artifacts.Put(gctx, f)
+			if err != nil {
+				return fmt.Errorf("store %s: %w", p, err)
+			}
+			files[i] = libra.ManifestFile{Digest: digest, Size: size}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	m := libra.Manifest{Files: make(map[string]libra.ManifestFile, len(paths))}
+	for i, p := range paths {
+		m.Files[p] = files[i]
+		ru.files++
+		ru.bytes += files[i].Size
 	}
 	if len(m.Files) == 0 {
 		return libra.Permanent(libra.Errorf(libra.CodeValidation, "nothing to publish: the output has no files"))

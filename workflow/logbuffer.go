@@ -84,14 +84,21 @@ func (b *logBuffer) Add(step libra.Step, level, msg string) {
 	b.pending = append(b.pending, libra.LogEntry{Time: libra.Now(), Step: step, Level: level, Message: msg})
 }
 
-// Flush writes the pending lines. A failed write is logged and the lines are
-// dropped: logs must never fail a deployment.
-func (b *logBuffer) Flush(ctx context.Context) {
+// Take removes and returns the pending lines, for a caller that writes them
+// together with the deployment's state.
+func (b *logBuffer) Take() []libra.LogEntry {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	batch := b.pending
 	b.pending = nil
 	b.written += len(batch)
-	b.mu.Unlock()
+	return batch
+}
+
+// Flush writes the pending lines. A failed write is logged and the lines are
+// dropped: logs must never fail a deployment.
+func (b *logBuffer) Flush(ctx context.Context) {
+	batch := b.Take()
 	if len(batch) == 0 {
 		return
 	}

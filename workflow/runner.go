@@ -95,9 +95,6 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 	if attempt > 1 {
 		ru.logs.Add(libra.StepValidate, "info", fmt.Sprintf("attempt %d of %d", attempt, maxAttempts))
 	}
-	if err := r.Store.UpdateDeployment(bg, d); err != nil {
-		return fmt.Errorf("mark started: %w", err)
-	}
 
 	var failed error
 	var failedStep libra.Step
@@ -207,7 +204,10 @@ func (ru *run) fail(step libra.Step, err error) {
 	ru.d.Steps[step] = libra.StepState{Status: libra.StepFailed, Timestamp: &now, Error: userMessage(err, step)}
 }
 
-// do runs one step, recording its state before and after.
+// do runs one step, recording its state before and after. A step's
+// completion is saved together with the next step's start (or with the
+// final state): SQLite has one writer, and every write a deployment saves
+// is one the API can spend accepting others.
 func (ru *run) do(ctx context.Context, step libra.Step, fn func(context.Context) error) error {
 	d := ru.d
 	now := libra.Now()
@@ -234,14 +234,12 @@ func (ru *run) do(ctx context.Context, step libra.Step, fn func(context.Context)
 	d.Steps[step] = libra.StepState{Status: libra.StepCompleted, Timestamp: &done}
 	d.Progress = max(d.Progress, d.Steps.Progress())
 	ru.logs.Add(step, "info", fmt.Sprintf("%s completed in %s", step, done.Sub(now).Round(time.Millisecond)))
-	return ru.save(ctx)
+	return nil
 }
 
-// save writes the deployment's state, and the logs gathered so far first, so
-// a client never sees a step finished before its log lines.
+// save writes the deployment's state with the log lines gathered so far.
 func (ru *run) save(ctx context.Context) error {
-	ru.logs.Flush(ctx)
-	if err := ru.r.Store.UpdateDeployment(ctx, ru.d); err != nil {
+	if err := ru.r.Store.UpdateDeployment(ctx, ru.d, ru.logs.Take()); err != nil {
 		return fmt.Errorf("save deployment state: %w", err)
 	}
 	return nil

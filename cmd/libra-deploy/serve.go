@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -97,7 +98,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Artifacts:   artifacts,
 		Logger:      logger,
 	})
-	runner.Published = sites.Invalidate
+	runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
 
 	handler := api.New(api.Config{
 		Store:     db,

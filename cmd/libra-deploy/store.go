@@ -42,6 +42,6 @@ func openState(ctx context.Context, c *config, runner queue.Runner, logger *slog
 		db.Close()
 		return nil, nil, err
 	}
-	db.Enqueue = q.InsertTx
+	db.Enqueue = q.InsertManyTx
 	return db, q, nil
 }
