@@ -1,0 +1,259 @@
+package bwrap
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestDeniedReason(t *testing.T) {
+	cases := []struct {
+		ip     string
+		denied bool
+	}{
+		{"127.0.0.1", true},
+		{"127.8.9.10", true},
+		{"::1", true},
+		{"0.0.0.0", true},
+		{"::", true},
+		{"10.1.2.3", true},
+		{"172.16.0.1", true},
+		{"172.31.255.255", true},
+		{"192.168.1.1", true},
+		{"100.64.0.1", true},      // CGNAT, used by some clouds' metadata
+		{"169.254.169.254", true}, // cloud metadata
+		{"fe80::1", true},
+		{"fd00:ec2::254", true}, // AWS metadata over IPv6
+		{"fc00::1", true},
+		{"224.0.0.1", true},
+		{"ff02::1", true},
+		{"255.255.255.255", true},
+		{"64:ff9b::a00:1", true},   // NAT64 for 10.0.0.1
+		{"64:ff9b::7f00:1", true},  // NAT64 for 127.0.0.1
+		{"2002:c0a8:101::1", true}, // 6to4 for 192.168.1.1
+		{"198.18.0.1", true},
+		{"172.32.0.1", false},
+		{"104.16.0.35", false},
+		{"203.0.113.80", false}, // where this machine resolves the registry
+		{"2606:4700::6810:1", false},
+		{"64:ff9b::6810:23", false}, // NAT64 for a public address
+	}
+	for _, tc := range cases {
+		reason := deniedReason(netip.MustParseAddr(tc.ip).Unmap())
+		if (reason != "") != tc.denied {
+			t.Errorf("%s: reason %q, want denied=%v", tc.ip, reason, tc.denied)
+		}
+	}
+}
+
+func TestProxyAllowList(t *testing.T) {
+	p, err := NewProxy(ProxyConfig{AllowedHosts: []string{"Registry.NPMJS.org.", "*.example.com", "pkg.example.net:8443"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		target string
+		ok     bool
+	}{
+		{"registry.npmjs.org:443", true},
+		{"REGISTRY.npmjs.org.:443", true},
+		{"registry.npmjs.org:80", true},
+		{"registry.npmjs.org:22", false},
+		{"evil-registry.npmjs.org:443", false},
+		{"registry.npmjs.org.evil.com:443", false},
+		{"a.example.com:443", true},
+		{"a.b.example.com:443", true},
+		{"example.com:443", false},
+		{"a.example.com:8443", false},
+		{"pkg.example.net:8443", true},
+		{"pkg.example.net:443", false},
+		{"104.16.0.35:443", false},
+		{"no-port", false},
+	}
+	for _, tc := range cases {
+		if err := p.Allowed(tc.target); (err == nil) != tc.ok {
+			t.Errorf("Allowed(%q) = %v, want ok=%v", tc.target, err, tc.ok)
+		}
+	}
+	for _, bad := range []string{"*", "a*.com", "*example.com", "x:99999", ""} {
+		if _, err := NewProxy(ProxyConfig{AllowedHosts: []string{bad}}); err == nil {
+			t.Errorf("NewProxy accepted %q", bad)
+		}
+	}
+}
+
+// connectThrough sends one CONNECT through the proxy at addr and returns the
+// status code.
+func connectThrough(t *testing.T, addr, target string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestProxyRefusesInternalTargets(t *testing.T) {
+	// A service on loopback that an allow-listed name resolves to.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var hits atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+
+	// One of this host's own, non-loopback addresses.
+	var own string
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil && !pfx.Addr().IsLoopback() && pfx.Addr().Is4() {
+				own = pfx.Addr().String()
+				break
+			}
+		}
+	}
+
+	allowed := []string{
+		"registry.npmjs.org",
+		"localhost:" + port, // resolves to loopback: allowed by name, refused by address
+		"10.20.30.40:443",
+		"169.254.169.254:80",
+		"[fd00:ec2::254]:80",
+	}
+	if own != "" {
+		allowed = append(allowed, own+":"+port)
+	}
+	p, err := NewProxy(ProxyConfig{AllowedHosts: allowed, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(pl); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	addr := pl.Addr().String()
+
+	cases := []struct {
+		target string
+		want   int
+	}{
+		{"example.com:443", http.StatusForbidden},       // not on the list
+		{"127.0.0.1:" + port, http.StatusForbidden},     // not on the list
+		{"localhost:" + port, http.StatusForbidden},     // listed, but loopback
+		{"10.20.30.40:443", http.StatusForbidden},       // listed, but private
+		{"169.254.169.254:80", http.StatusForbidden},    // listed, but metadata
+		{"[fd00:ec2::254]:80", http.StatusForbidden},    // listed, but private v6
+		{"registry.npmjs.org:22", http.StatusForbidden}, // port not allowed
+		{"registry.npmjs.org:443", http.StatusOK},       // the one way out
+	}
+	if own != "" {
+		cases = append(cases, struct {
+			target string
+			want   int
+		}{own + ":" + port, http.StatusForbidden})
+	}
+	for _, tc := range cases {
+		if got := connectThrough(t, addr, tc.target); got != tc.want {
+			t.Errorf("CONNECT %s: %d, want %d", tc.target, got, tc.want)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the loopback service got %d connections through the proxy", n)
+	}
+
+	// Plain HTTP goes through the same checks.
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}, Timeout: 20 * time.Second}
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://example.com/", "http://localhost:" + port + "/"} {
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET %s via proxy: %d, want 403", u, resp.StatusCode)
+		}
+	}
+	// An allowed plain-HTTP request is forwarded: whatever the registry
+	// answers, it is not the proxy's refusal.
+	resp, err := client.Get("http://registry.npmjs.org/is-number")
+	if err != nil {
+		t.Fatalf("GET via proxy: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadGateway {
+		t.Errorf("allowed plain HTTP request refused: %d", resp.StatusCode)
+	}
+
+	// Close ends open tunnels and stops serving.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT registry.npmjs.org:443 HTTP/1.1\r\nHost: registry.npmjs.org:443\r\n\r\n")
+	br := bufio.NewReader(c)
+	if r, err := http.ReadResponse(br, nil); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("tunnel: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := br.ReadByte()
+		done <- err
+	}()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("tunnel still delivering data after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tunnel still open after Close")
+	}
+	c.Close()
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Fatal("proxy still accepting after Close")
+	}
+}
+
+func TestDefaultRegistryHosts(t *testing.T) {
+	hosts := DefaultRegistryHosts(context.Background())
+	if len(hosts) != 1 || hosts[0] == "" || strings.ContainsAny(hosts[0], "/ ") {
+		t.Fatalf("DefaultRegistryHosts = %q", hosts)
+	}
+	if _, err := NewProxy(ProxyConfig{AllowedHosts: hosts}); err != nil {
+		t.Fatalf("default hosts not usable: %v", err)
+	}
+}
