@@ -48,6 +48,10 @@ type Store interface {
 	SiteByDeployment(ctx context.Context, deploymentID string) (manifest string, err error)
 	SiteByProject(ctx context.Context, projectHost string) (deploymentID, manifest string, err error)
 	SiteByDomain(ctx context.Context, domain string) (deploymentID, manifest string, err error)
+
+	// Releases: deployment lists, rollback, deletion, custom domains and
+	// retention (releases.go).
+	ReleaseStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

@@ -38,6 +38,10 @@ type Config struct {
 	// Checks are the health checks by name ("database", "queue", ...). When
 	// nil, a "database" check pings Store.
 	Checks map[string]func(ctx context.Context) error
+	// InfoChecks are reported in /health like Checks but never make the
+	// service unhealthy: a host without a working build sandbox still
+	// deploys static sites, so "sandbox" is one of these.
+	InfoChecks map[string]func(ctx context.Context) error
 
 	Version   string
 	StartedAt time.Time
@@ -55,6 +59,14 @@ type Config struct {
 	// domains may not be at or below it. Default "localhost".
 	SitesDomain string
 
+	// SiteURL returns the URL of a site host name label: a deployment id or
+	// a project's lower-cased id. When nil, responses leave alias URLs out.
+	SiteURL func(label string) string
+	// Invalidate, when set, is told the label (a deployment id, or a
+	// project's lower-cased id) whose site a request changed, so the site
+	// host drops what it cached for it and for every custom domain.
+	Invalidate func(label string)
+
 	Logger *slog.Logger
 }
 
@@ -62,6 +74,7 @@ type server struct {
 	cfg     Config
 	log     *slog.Logger
 	checks  map[string]func(context.Context) error
+	info    map[string]bool
 	origins originMatcher
 	limits  *limiters
 	docs    *docsAssets
@@ -113,6 +126,11 @@ func New(cfg Config) http.Handler {
 		for name, check := range cfg.Checks {
 			s.checks[name] = check
 		}
+	}
+	s.info = map[string]bool{}
+	for name, check := range cfg.InfoChecks {
+		s.checks[name] = check
+		s.info[name] = true
 	}
 	if s.docs.bundle == nil {
 		s.log.Warn("built without the Scalar bundle: /docs explains how to add it (go generate ./api/...)")
@@ -220,6 +238,8 @@ func (s *server) register(api huma.API) {
 		Middlewares:   authed,
 		Errors:        []int{400, 401, 409, 413, 415, 429},
 	}, s.createProject)
+
+	s.registerReleases(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

@@ -348,6 +348,18 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 	if err != nil {
 		return nil, clientError(ctx, "load project", fmt.Errorf("project %s: %w", req.ProjectID, err))
 	}
+	if domain != "" {
+		// Refused now rather than after a build: the validate step checks
+		// again (the domain may be taken meanwhile), and Publish decides.
+		owner, err := s.cfg.Store.DomainOwner(ctx, domain)
+		if err != nil {
+			return nil, clientError(ctx, "look up domain", fmt.Errorf("domain %s: %w", domain, err))
+		}
+		if owner != "" && owner != req.ProjectID {
+			return nil, newError(http.StatusConflict, libra.CodeDomainTaken, fmt.Sprintf("domain %s is attached to another project", domain),
+				[]FieldError{{Field: "customDomain", Message: "attached to another project"}})
+		}
+	}
 
 	if err := s.storeContents(ctx, ops); err != nil {
 		return nil, clientError(ctx, "store files", err)

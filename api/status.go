@@ -196,7 +196,7 @@ func (s *server) health(ctx context.Context, _ *struct{}) (*healthOutput, error)
 	}}
 	for i, name := range names {
 		out.Body.Checks[name] = results[i]
-		if results[i] != "ok" {
+		if results[i] != "ok" && !s.info[name] {
 			out.Status = http.StatusServiceUnavailable
 			out.Body.Status = "unhealthy"
 		}
@@ -256,6 +256,12 @@ var endpoints = []string{
 	"POST /deploy",
 	"GET /deploy-status?id={deploymentId}",
 	"POST /projects",
+	"GET /projects/{projectId}",
+	"GET /projects/{projectId}/deployments",
+	"POST /projects/{projectId}/rollback",
+	"GET|POST /projects/{projectId}/domains",
+	"DELETE /projects/{projectId}/domains/{domain}",
+	"DELETE /deployments/{deploymentId}",
 	"GET /health",
 	"GET /openapi.json",
 	"GET /docs",

@@ -17,8 +17,9 @@ CREATE TABLE IF NOT EXISTS projects (
   host       TEXT UNIQUE,
   created_at INTEGER NOT NULL,
   current_deployment TEXT,
-  -- seq of the current deployment: an older deployment that finishes later
-  -- must not replace a newer one.
+  -- seq of the newest deployment the project ever published: an older
+  -- deployment that finishes later must not replace a newer one. A rollback
+  -- moves current_deployment back but leaves this mark where it is.
   current_seq INTEGER
 );
 
@@ -76,3 +77,4 @@ CREATE TABLE IF NOT EXISTS domains (
   project_id TEXT NOT NULL REFERENCES projects(id),
   created_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS domains_project ON domains(project_id);

@@ -14,8 +14,11 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -84,6 +87,14 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("apply schema: %w", err)
+	}
+	// The database holds token hashes and every deployment's input: only
+	// the service may read it.
+	for _, p := range []string{opts.Path, opts.Path + "-wal", opts.Path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.Close()
+			return nil, fmt.Errorf("restrict %s: %w", p, err)
+		}
 	}
 	r, err := sql.Open("sqlite", dsn(opts.Path, true))
 	if err != nil {

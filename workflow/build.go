@@ -2,18 +2,111 @@ package workflow
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/build"
 )
 
+// tailLines is how much of a failed command's output goes into the
+// deployment's error: enough to show the failure, short enough to read.
+const tailLines = 20
+
 // build produces the directory to publish. A static site is published as it
-// is; a project with a build script is installed and built in its sandbox.
+// is; a project with a build script is installed (network open to the
+// package registries only) and built (no network) in its sandbox.
+//
+// Success and failure come from exit codes alone, never from words in the
+// output. A failing install or build is the project's fault: permanent.
 func (ru *run) build(ctx context.Context) error {
-	if !ru.needsBuild {
-		ru.outDir = ru.workDir
+	if !ru.plan.NeedsBuild {
+		ru.outDir = ru.plan.OutputDir
 		ru.logs.Add(libra.StepBuild, "info", "static site: publishing the files as they are")
 		return nil
 	}
-	return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
-		"builds are not supported yet: this project has a package.json build script; deploy its built output (e.g. dist/) as plain files instead"))
+	if err := ru.exec(ctx, "install", ru.plan.InstallCommand, true, ru.r.InstallTimeout); err != nil {
+		return err
+	}
+	if ru.r.BuildCache != nil && ru.plan.CacheKey != "" {
+		// Saved right after the install, before the build can change
+		// node_modules, so the cache holds what the lockfile installs.
+		if err := ru.r.BuildCache.SaveNodeModules(ru.d.OrgID, ru.plan.CacheKey, ru.workDir); err != nil {
+			ru.logs.Add(libra.StepBuild, "warn", "node_modules not cached: "+userMessage(err, libra.StepBuild))
+		}
+	}
+	if err := ru.exec(ctx, "build", ru.plan.BuildCommand, false, ru.r.BuildTimeout); err != nil {
+		return err
+	}
+	out, err := build.ResolveOutputDir(ru.workDir, ru.plan)
+	if err != nil {
+		return err
+	}
+	ru.outDir = out
+	ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("build output: %s/", out))
+	return nil
 }
+
+// exec runs one phase's command in the sandbox, streaming its output into
+// the deployment's log.
+func (ru *run) exec(ctx context.Context, phase string, args []string, network bool, timeout time.Duration) error {
+	ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("%s: %s", phase, strings.Join(args, " ")))
+	tail := newTail(tailLines)
+	var all strings.Builder
+	start := time.Now()
+	code, err := ru.sandbox.Run(ctx, libra.Command{
+		Args:    args,
+		Network: network,
+		Timeout: timeout,
+		Output: func(line string) {
+			line = ru.logs.redact(line)
+			ru.logs.Add(libra.StepBuild, "info", line)
+			tail.add(line)
+			if all.Len() < 1<<20 {
+				all.WriteString(line)
+				all.WriteByte('\n')
+			}
+		},
+	})
+	took := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
+				"%s timed out after %s and was stopped\n%s", phase, took, tail.String()))
+		}
+		// The sandbox could not run the command: the platform's fault.
+		return fmt.Errorf("run %s in the sandbox: %w", phase, err)
+	}
+	if code != 0 {
+		msg := fmt.Sprintf("%s failed with exit code %d after %s", phase, code, took)
+		if pkg := build.MissingPackage(all.String()); pkg != "" {
+			msg += fmt.Sprintf("; the package %q could not be found: add it to package.json or fix its name", pkg)
+		}
+		return libra.Permanent(libra.Errorf(libra.CodeBuildFailed, "%s\n%s", msg, tail.String()))
+	}
+	ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("%s finished in %s", phase, took))
+	return nil
+}
+
+// tail keeps the last n lines written to it.
+type tail struct {
+	lines []string
+	n     int
+}
+
+func newTail(n int) *tail { return &tail{n: n} }
+
+func (t *tail) add(line string) {
+	if len(t.lines) == t.n {
+		copy(t.lines, t.lines[1:])
+		t.lines = t.lines[:t.n-1]
+	}
+	t.lines = append(t.lines, line)
+}
+
+func (t *tail) String() string { return strings.Join(t.lines, "\n") }

@@ -3,12 +3,11 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"strings"
-
-	"golang.org/x/sync/errgroup"
 
 	libra "github.com/libra-deploy/libra-deploy"
 )
@@ -16,65 +15,33 @@ import (
 // deploy stores the output's files in the artifact store and publishes the
 // manifest that names them. Re-running it is harmless: blobs are
 // content-addressed and Publish only ever moves an alias forward.
+//
+// A built output is read through the sandbox, which passes regular files
+// only: the build was untrusted, and a symlink in its output could point
+// anywhere on the host.
 func (ru *run) deploy(ctx context.Context) error {
-	root, err := os.OpenRoot(ru.outDir)
-	if err != nil {
-		return fmt.Errorf("open output: %w", err)
-	}
-	defer root.Close()
-	var paths []string
-	err = fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+	m := libra.Manifest{Files: map[string]libra.ManifestFile{}}
+	put := func(p string, _ int64, r io.Reader) error {
+		if skipPublish(p) {
+			return nil
+		}
+		digest, size, err := ru.r.Artifacts.Put(ctx, r)
 		if err != nil {
-			return err
+			return fmt.Errorf("store %s: %w", p, err)
 		}
-		if e.IsDir() {
-			if p != "." && skipPublish(p, true) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		// Only regular files: a symlink could point anywhere on the host.
-		if !e.Type().IsRegular() {
-			ru.logs.Add(libra.StepDeploy, "warn", fmt.Sprintf("skipped %s: not a regular file", p))
-			return nil
-		}
-		if !skipPublish(p, false) {
-			paths = append(paths, p)
-		}
+		m.Files[p] = libra.ManifestFile{Digest: digest, Size: size}
+		ru.files++
+		ru.bytes += size
 		return nil
-	})
+	}
+	var err error
+	if ru.sandbox != nil {
+		err = ru.sandbox.ReadFiles(ctx, ru.outDir, put)
+	} else {
+		err = ru.readFiles(ctx, put)
+	}
 	if err != nil {
 		return err
-	}
-
-	// Stored a few at a time: the artifact store makes each blob durable
-	// with a group commit, which concurrent Puts share.
-	files := make([]libra.ManifestFile, len(paths))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i, p := range paths {
-		g.Go(func() error {
-			f, err := root.Open(p)
-			if err != nil {
-				return fmt.Errorf("open %s: %w", p, err)
-			}
-			defer f.Close()
-			digest, size, err := ru.r.Artifacts.Put(gctx, f)
-			if err != nil {
-				return fmt.Errorf("store %s: %w", p, err)
-			}
-			files[i] = libra.ManifestFile{Digest: digest, Size: size}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	m := libra.Manifest{Files: make(map[string]libra.ManifestFile, len(paths))}
-	for i, p := range paths {
-		m.Files[p] = files[i]
-		ru.files++
-		ru.bytes += files[i].Size
 	}
 	if len(m.Files) == 0 {
 		return libra.Permanent(libra.Errorf(libra.CodeValidation, "nothing to publish: the output has no files"))
@@ -95,12 +62,46 @@ func (ru *run) deploy(ctx context.Context) error {
 	return nil
 }
 
-// skipPublish leaves out what a static project carries but must not serve:
-// version control, dependencies and environment files (which hold secrets).
-func skipPublish(p string, dir bool) bool {
-	base := path.Base(p)
-	if dir {
-		return base == ".git" || base == "node_modules"
+// readFiles walks an output that no build touched (a static site), with the
+// same contract as libra.Sandbox.ReadFiles: regular files only, never
+// following a link, never leaving the directory.
+func (ru *run) readFiles(ctx context.Context, fn func(p string, size int64, r io.Reader) error) error {
+	root, err := os.OpenRoot(path.Join(ru.workDir, ru.outDir))
+	if err != nil {
+		return fmt.Errorf("open output: %w", err)
 	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !e.Type().IsRegular() {
+			return nil
+		}
+		f, err := root.Open(p)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", p, err)
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", p, err)
+		}
+		return fn(p, info.Size(), f)
+	})
+}
+
+// skipPublish leaves out what a project carries but must not serve: version
+// control, dependencies and environment files (which hold secrets).
+func skipPublish(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".git" || seg == "node_modules" {
+			return true
+		}
+	}
+	base := path.Base(p)
 	return base == ".env" || strings.HasPrefix(base, ".env.")
 }

@@ -67,6 +67,20 @@ func (b *logBuffer) Redact(secrets ...string) {
 	}
 }
 
+// redact hides the known secrets in line.
+func (b *logBuffer) redact(line string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.redactLocked(line)
+}
+
+func (b *logBuffer) redactLocked(line string) string {
+	for _, s := range b.secrets {
+		line = strings.ReplaceAll(line, s, "[REDACTED]")
+	}
+	return line
+}
+
 // Add appends a line.
 func (b *logBuffer) Add(step libra.Step, level, msg string) {
 	b.mu.Lock()
@@ -75,9 +89,7 @@ func (b *logBuffer) Add(step libra.Step, level, msg string) {
 		b.dropped++
 		return
 	}
-	for _, s := range b.secrets {
-		msg = strings.ReplaceAll(msg, s, "[REDACTED]")
-	}
+	msg = b.redactLocked(msg)
 	if len(msg) > 4096 {
 		msg = msg[:4096] + "…"
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/build"
 )
 
 // Runner runs deployments. Its fields are set once, at start-up.
@@ -44,6 +45,15 @@ type Runner struct {
 	Published func(projectID string)
 	// Timeout is the job deadline, only used to word the error when it passes.
 	Timeout time.Duration
+	// BuildOptions, BuildCache (may be nil), InstallTimeout and BuildTimeout
+	// configure builds.
+	BuildOptions   build.Options
+	BuildCache     *build.Cache
+	InstallTimeout time.Duration
+	BuildTimeout   time.Duration
+	// Secrets are values (API keys, database URLs) that must never appear
+	// in a deployment's log; any line containing one is redacted.
+	Secrets []string
 	// BeforeStep, when set, runs before each step; an error it returns is
 	// that step's error. Tests use it to slow a step or inject a fault; the
 	// steps themselves do not know it exists.
@@ -57,13 +67,13 @@ type run struct {
 	d       *libra.Deployment
 	logs    *logBuffer
 	workDir string
-	// outDir is the directory that deploy publishes, set by build.
-	outDir  string
+	plan    *build.Plan
 	sandbox libra.Sandbox
-	// needsBuild is set by sandbox when the project has a build script.
-	needsBuild bool
-	files      int
-	bytes      int64
+	// outDir is the directory that deploy publishes, relative to workDir,
+	// set by build.
+	outDir string
+	files  int
+	bytes  int64
 }
 
 // Run runs one attempt. See queue.Runner for what its error means.
@@ -83,6 +93,7 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 	bg := context.WithoutCancel(ctx)
 	ru := &run{r: r, d: d, workDir: filepath.Join(r.WorkRoot, d.ID)}
 	ru.logs = newLogBuffer(r.Store, d.ID, r.Logger)
+	ru.logs.Redact(r.Secrets...)
 	defer ru.logs.Close(bg)
 
 	now := libra.Now()
@@ -118,7 +129,7 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 	cctx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
 	if err := ru.do(cctx, libra.StepCleanup, ru.cleanup); err != nil {
-		ru.fail(libra.StepCleanup, err)
+		ru.fail(libra.StepCleanup, userMessage(err, libra.StepCleanup))
 	}
 	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
 }
@@ -191,17 +202,17 @@ func (ru *run) finish(bg, ctx context.Context, failed error, step libra.Step, at
 
 func (ru *run) failDeployment(step libra.Step, msg string) {
 	now := libra.Now()
-	ru.fail(step, errors.New(msg))
+	ru.fail(step, msg)
 	ru.d.Status = libra.StatusFailed
 	ru.d.Error = msg
 	ru.d.FinishedAt = &now
 	ru.logs.Add(step, "error", "deployment failed: "+msg)
 }
 
-// fail marks one step failed.
-func (ru *run) fail(step libra.Step, err error) {
+// fail marks one step failed with a message fit for clients.
+func (ru *run) fail(step libra.Step, msg string) {
 	now := libra.Now()
-	ru.d.Steps[step] = libra.StepState{Status: libra.StepFailed, Timestamp: &now, Error: userMessage(err, step)}
+	ru.d.Steps[step] = libra.StepState{Status: libra.StepFailed, Timestamp: &now, Error: msg}
 }
 
 // do runs one step, recording its state before and after. A step's

@@ -2,35 +2,59 @@ package workflow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/build"
 )
 
-// prepareSandbox decides whether the project needs a build and, if it does,
-// prepares the isolated environment it will run in. A plain static site
-// needs none: its files are published as they are.
+// prepareSandbox plans the build and, when there is one, prepares the
+// isolated environment it runs in. A plain static site needs no sandbox: its
+// files are published as they are.
 func (ru *run) prepareSandbox(ctx context.Context) error {
-	needs, err := hasBuildScript(ru.workDir)
+	plan, err := build.Detect(ru.workDir, ru.r.BuildOptions)
 	if err != nil {
-		return err
+		return fmt.Errorf("plan the build: %w", err)
 	}
-	ru.needsBuild = needs
-	if !needs {
+	ru.plan = plan
+	for _, w := range plan.Warnings {
+		ru.logs.Add(libra.StepSandbox, "warn", w)
+	}
+	if !plan.NeedsBuild {
 		ru.logs.Add(libra.StepSandbox, "info", "no build script: a static site needs no sandbox")
 		return nil
 	}
+	ru.logs.Add(libra.StepSandbox, "info", fmt.Sprintf("%s project, %s%s; output %q (%s)",
+		plan.Framework, plan.PackageManager, lockfileNote(plan.Lockfile), plan.OutputDir, plan.OutputDirSource))
 	if ru.r.Sandboxes == nil {
-		ru.logs.Add(libra.StepSandbox, "warn", "the project has a build script, but this service has no build sandbox")
-		return nil
+		return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
+			"this project has a build script, but this service has no build sandbox configured"))
+	}
+	if err := ru.r.Sandboxes.Check(ctx); err != nil {
+		// No silent fallback to an unsandboxed build: the reason is the
+		// host's, and it stays until an operator fixes it.
+		return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
+			"this project needs a build, but the %s build sandbox does not work on this host: %v", ru.r.Sandboxes.Name(), err))
+	}
+	if ru.r.BuildCache != nil && plan.CacheKey != "" {
+		// Ownership is handed to the build uid by the sandbox, which
+		// chowns the whole working tree when it is created.
+		hit, err := ru.r.BuildCache.RestoreNodeModules(ru.d.OrgID, plan.CacheKey, ru.workDir, -1, -1)
+		switch {
+		case err != nil:
+			ru.logs.Add(libra.StepSandbox, "warn", "dependency cache not restored: "+userMessage(err, libra.StepSandbox))
+		case hit:
+			ru.logs.Add(libra.StepSandbox, "info", "node_modules restored from this org's build cache")
+		default:
+			ru.logs.Add(libra.StepSandbox, "info", "no cached node_modules for this lockfile: cold install")
+		}
 	}
 	sb, err := ru.r.Sandboxes.Create(ctx, libra.SandboxOptions{DeploymentID: ru.d.ID, OrgID: ru.d.OrgID, WorkDir: ru.workDir})
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return err
+		}
 		return fmt.Errorf("create %s sandbox: %w", ru.r.Sandboxes.Name(), err)
 	}
 	ru.sandbox = sb
@@ -38,20 +62,9 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 	return nil
 }
 
-// hasBuildScript reports whether dir/package.json declares a "build" script.
-func hasBuildScript(dir string) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+func lockfileNote(lockfile string) string {
+	if lockfile == "" {
+		return " (no lockfile)"
 	}
-	if err != nil {
-		return false, fmt.Errorf("read package.json: %w", err)
-	}
-	var pkg struct {
-		Scripts map[string]string `json:"scripts"`
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		return false, libra.Permanent(libra.Errorf(libra.CodeValidation, "package.json is not valid JSON: %v", err))
-	}
-	return pkg.Scripts["build"] != "", nil
+	return " (" + lockfile + ")"
 }

@@ -33,8 +33,34 @@ type config struct {
 	RateLimit       float64
 	RateBurst       int
 
+	// Builds: the sandbox's limits and the build's timeouts.
+	SandboxMemoryMB   int
+	SandboxPids       int
+	SandboxDiskMB     int
+	SandboxCPUSeconds int
+	SandboxUIDBase    int
+	SandboxCgroup     string
+	RegistryAllowlist []string
+	InstallTimeout    time.Duration
+	BuildTimeout      time.Duration
+	DefaultPackageMgr string
+
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
+}
+
+// secretVars are the environment variables whose values must never reach a
+// log line; their values are redacted from build output too.
+var secretVars = []string{"E2B_API_KEY", "DAYTONA_API_KEY", "POSTGRES_URL", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_ZONE_ID"}
+
+func (c *config) secrets() []string {
+	var out []string
+	for _, name := range secretVars {
+		if v := os.Getenv(name); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func env(name, def string) string {
@@ -78,6 +104,21 @@ func loadConfig() *config {
 		RateLimit:       envFloat("RATE_LIMIT_RPS", 10),
 		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
+
+		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
+		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
+		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
+		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
+		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
+		SandboxCgroup:     env("SANDBOX_CGROUP", "libra-sandbox"),
+		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
+		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
+		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
+	}
+	for _, h := range strings.Split(env("BUILD_REGISTRY_ALLOWLIST", ""), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.RegistryAllowlist = append(c.RegistryAllowlist, h)
+		}
 	}
 	for _, o := range strings.Split(env("CORS_ORIGINS", "http://localhost:*,https://libra.dev"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -122,3 +163,6 @@ func newLogger(level string) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
+
+func (c *config) sandboxDir() string { return filepath.Join(c.DataDir, "sandbox") }
+func (c *config) cacheDir() string   { return filepath.Join(c.DataDir, "cache") }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +43,8 @@ func TestMain(m *testing.M) {
 type server struct {
 	t       testing.TB
 	dataDir string
-	env     []string
+	base    []string // per-server settings every start keeps
+	env     []string // the test's settings; a test may change them between starts
 	cmd     *exec.Cmd
 	url     string
 	port    string
@@ -67,12 +69,26 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+var serverSeq atomic.Int64
+
 var listening = regexp.MustCompile(`"msg":"libra-deploy serving","addr":"[^"]*:(\d+)"`)
 
 // startServer starts serve on a fresh data directory; env adds variables.
 func startServer(t testing.TB, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), env: env}
+	// Build uids must traverse to the data directory (see serve.go); the
+	// test's temporary directory is private by default.
+	if err := os.Chmod(filepath.Dir(s.dataDir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	// Each server gets its own build uids and cgroup, so that test packages
+	// running at once (the sandbox's own tests, other e2e servers) never share.
+	n := serverSeq.Add(1)
+	s.base = []string{
+		fmt.Sprintf("SANDBOX_UID_BASE=%d", 400000+(os.Getpid()%500)*200+int(n%20)*10),
+		fmt.Sprintf("SANDBOX_CGROUP=libra-e2e-%d-%d", os.Getpid(), n),
+	}
 	s.start()
 	t.Cleanup(func() { s.kill() })
 	return s
@@ -82,6 +98,7 @@ func (s *server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", s.dataDir)
 	s.cmd.Env = append(os.Environ(), "RETRY_BACKOFF_MS=100")
+	s.cmd.Env = append(s.cmd.Env, s.base...)
 	s.cmd.Env = append(s.cmd.Env, s.env...)
 	s.logs = &lockedBuffer{}
 	pr, pw := io.Pipe()

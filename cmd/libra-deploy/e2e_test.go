@@ -361,12 +361,14 @@ func TestPermanentFailureNotRetried(t *testing.T) {
 	s := startServer(t)
 	tok := s.setup("acme", "site")
 	s.admin("quota", "set", "--org", "acme", "--limit", "5")
+	// A build script that fails on its own: the user's fault.
 	body := map[string]any{"projectId": "site", "orgId": "acme", "userId": "u", "initFiles": []any{
-		map[string]any{"path": "package.json", "content": `{"scripts":{"build":"vite build"}}`},
+		map[string]any{"path": "package.json", "content": `{"name":"x","scripts":{"build":"echo compiling; exit 3"}}`},
 		map[string]any{"path": "index.html", "content": "x"},
 	}}
-	st := s.waitFinal(s.deploy(tok, body).str("deploymentId"), 20*time.Second)
-	if st.str("status") != "failed" || stepStatus(st, "build") != "failed" || stepStatus(st, "cleanup") != "completed" {
+	st := s.waitFinal(s.deploy(tok, body).str("deploymentId"), 60*time.Second)
+	if st.str("status") != "failed" || stepStatus(st, "build") != "failed" || stepStatus(st, "cleanup") != "completed" ||
+		!strings.Contains(st.str("error"), "exit code 3") || !strings.Contains(st.str("error"), "compiling") {
 		t.Fatalf("build project: %s", st.body)
 	}
 	if n := countRows(t, s, "SELECT max(attempt) FROM deployments"); n != 1 {
@@ -431,8 +433,10 @@ func TestSIGKILLMidDeploymentLeavesNothingStuck(t *testing.T) {
 
 	s.env = nil // no more slow builds
 	s.start()
-	if !strings.Contains(s.logs.String(), `"jobs_requeued":2`) {
-		t.Errorf("restart did not hand back the 2 running jobs:\n%s", tail(s.logs.String(), 2000))
+	// At least the deployment that was building was running when killed
+	// (the second slot may not have been filled yet on a loaded machine).
+	if !regexp.MustCompile(`"jobs_requeued":[12]\b`).MatchString(s.logs.String()) {
+		t.Errorf("restart did not hand back the running jobs:\n%s", tail(s.logs.String(), 2000))
 	}
 	for _, id := range ids {
 		if st := s.waitFinal(id, 30*time.Second); st.str("status") != "completed" {

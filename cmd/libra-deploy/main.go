@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/libra-deploy/libra-deploy/sandbox/bwrap"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,6 +32,8 @@ func commands() []command {
 		{"project", "create a project: project create --org ORG --id ID [--name NAME]", runProject},
 		{"quota", "set or show an org's monthly deployment quota: quota set|show --org ORG [--limit N]", runQuota},
 		{"dlq", "list or re-queue dead-lettered deployments: dlq list | dlq retry ID", runDLQ},
+		{"gc", "apply retention and remove unreferenced artifacts: gc [--dry-run] [--json] [--retention N] [--gc-grace D]", runGC},
+		{"disk", "report disk use: artifacts stored, referenced, and per project: disk [--json]", runDisk},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer) error {
 			_, err := fmt.Fprintln(w, version)
 			return err
@@ -46,6 +50,12 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// Inside a build sandbox the binary is re-run as its helper (it starts
+	// the build's process, sets its limits, relays the registry proxy):
+	// that must happen before anything else.
+	if len(os.Args) > 1 && os.Args[1] == bwrap.HelperCommand {
+		os.Exit(bwrap.HelperMain(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

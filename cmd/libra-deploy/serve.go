@@ -19,6 +19,7 @@ import (
 
 	"github.com/libra-deploy/libra-deploy/api"
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
+	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/sitehost"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
@@ -27,17 +28,31 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	c := loadConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c.serveFlags(fs)
+	gcc, err := loadGCConfig() // retention and garbage collection: releases.go
+	if err != nil {
+		return err
+	}
+	gcc.flags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
 		return err
 	}
+	if err := gcc.validate(c.Timeout); err != nil {
+		return err
+	}
 	logger := c.logger()
 	started := time.Now()
 
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+	// 0711: build uids must traverse the data directory to reach their
+	// working directory (bubblewrap resolves its binds as the build uid),
+	// but may not list it; every file in it is private to the service.
+	if err := os.MkdirAll(c.DataDir, 0o711); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.Chmod(c.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
 	unlock, err := lockDataDir(c.lockPath())
 	if err != nil {
@@ -53,13 +68,21 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sandboxes, closeSandboxes := newSandboxes(ctx, c, logger)
+	defer closeSandboxes()
 	runner := &workflow.Runner{
-		Artifacts:   artifacts,
-		WorkRoot:    c.workDir(),
-		SitesDomain: c.SitesDomain,
-		Timeout:     c.Timeout,
-		BeforeStep:  hooks,
-		Logger:      logger,
+		Artifacts:      artifacts,
+		Sandboxes:      sandboxes,
+		WorkRoot:       c.workDir(),
+		SitesDomain:    c.SitesDomain,
+		Timeout:        c.Timeout,
+		BuildOptions:   build.Options{DefaultPackageManager: c.DefaultPackageMgr, NodeVersion: nodeVersion(ctx)},
+		BuildCache:     build.NewCache(filepath.Join(c.cacheDir(), "builds")),
+		InstallTimeout: c.InstallTimeout,
+		BuildTimeout:   c.BuildTimeout,
+		Secrets:        c.secrets(),
+		BeforeStep:     hooks,
+		Logger:         logger,
 	}
 	db, q, err := openState(ctx, c, runner, logger)
 	if err != nil {
@@ -83,6 +106,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := os.RemoveAll(c.workDir()); err != nil {
 		return fmt.Errorf("clear working directories: %w", err)
+	}
+	if err := os.MkdirAll(c.workDir(), 0o711); err != nil {
+		return fmt.Errorf("create working directories: %w", err)
 	}
 
 	ln, err := net.Listen("tcp", c.Addr)
@@ -108,24 +134,36 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			"database": db.Ping,
 			"queue":    q.Check,
 		},
+		InfoChecks: map[string]func(context.Context) error{
+			"sandbox": sandboxes.Check,
+		},
 		Version:     version,
 		StartedAt:   started,
 		CORSOrigins: c.CORSOrigins,
 		RateLimit:   rateLimit(c.RateLimit),
 		RateBurst:   c.RateBurst,
 		SitesDomain: c.SitesDomain,
+		SiteURL:     runner.SiteURL,
+		Invalidate:  sites.Invalidate,
 		Logger:      logger,
 	})
+	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db, handler, port, logger)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
 	}
 
 	if err := q.Start(ctx); err != nil {
 		return err
 	}
+	// Invalidate drops the cached lookups of {label}.{sites domain}: given
+	// a deployment id, those of the deployment's immutable host.
+	stopGC := startGC(ctx, gcc, db, artifacts, func(id, _ string) { sites.Invalidate(id) }, logger)
+	defer stopGC()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "version", version,
@@ -142,6 +180,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
+	stopHTTPS(sctx)
 	if err := q.Stop(sctx); err != nil {
 		logger.Warn("queue shutdown", "err", err)
 	}

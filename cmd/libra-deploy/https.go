@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/libra-deploy/libra-deploy/tlsissuer"
+)
+
+// httpsConfig is the optional HTTPS listener with automatic certificates for
+// attached custom domains. Off unless HTTPS_ADDR is set.
+type httpsConfig struct {
+	Addr      string
+	Directory string
+	Email     string
+	CARoot    string
+}
+
+func loadHTTPSConfig() httpsConfig {
+	return httpsConfig{
+		Addr:      env("HTTPS_ADDR", ""),
+		Directory: env("ACME_DIRECTORY", tlsissuer.LetsEncrypt),
+		Email:     env("ACME_EMAIL", ""),
+		CARoot:    env("ACME_CA_ROOT", ""),
+	}
+}
+
+// startHTTPS starts the HTTPS listener. It returns the handler the plain
+// listener must use (it answers ACME HTTP-01 challenges first) and a function
+// that stops the listener. With HTTPS off it returns handler unchanged.
+func startHTTPS(hc httpsConfig, dataDir string, owner tlsissuer.DomainOwner, handler http.Handler, plainPort int, logger *slog.Logger) (http.Handler, func(context.Context), error) {
+	if hc.Addr == "" {
+		return handler, func(context.Context) {}, nil
+	}
+	ln, err := net.Listen("tcp", hc.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("https listen: %w", err)
+	}
+	cfg := tlsissuer.Config{
+		StorageDir:   filepath.Join(dataDir, "certs"),
+		DirectoryURL: hc.Directory,
+		Email:        hc.Email,
+		Allowed:      tlsissuer.AttachedDomains(owner),
+		Logger:       logger,
+		HTTPPort:     plainPort,
+		TLSPort:      ln.Addr().(*net.TCPAddr).Port,
+	}
+	if hc.CARoot != "" {
+		if cfg.RootCAs, err = tlsissuer.LoadRootCAs(hc.CARoot); err != nil {
+			ln.Close()
+			return nil, nil, err
+		}
+	}
+	iss, err := tlsissuer.New(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	srv := &http.Server{
+		Handler:   handler,
+		TLSConfig: iss.TLSConfig(),
+		// A timeout must be set: net/http clears the handshake deadline
+		// only then, which a first handshake that waits for a new
+		// certificate relies on.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// Scanners send unknown names all day: their failed handshakes are
+		// debug noise, not errors.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && err != http.ErrServerClosed {
+			logger.Error("https server", "err", err)
+		}
+	}()
+	logger.Info("https serving", "addr", ln.Addr().String(), "acme_directory", hc.Directory)
+	stop := func(ctx context.Context) {
+		srv.Shutdown(ctx)
+		iss.Close()
+	}
+	return iss.HTTPChallengeHandler(handler), stop, nil
+}
