@@ -25,8 +25,12 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 		ru.logs.Add(libra.StepSandbox, "info", "no build script: a static site needs no sandbox")
 		return nil
 	}
-	ru.logs.Add(libra.StepSandbox, "info", fmt.Sprintf("%s project, %s%s; output %q (%s)",
-		plan.Framework, plan.PackageManager, lockfileNote(plan.Lockfile), plan.OutputDir, plan.OutputDirSource))
+	output := "found after the build (dist/, build/ or out/)"
+	if plan.OutputDir != "" {
+		output = fmt.Sprintf("%s/ (%s)", plan.OutputDir, plan.OutputDirSource)
+	}
+	ru.logs.Add(libra.StepSandbox, "info", fmt.Sprintf("%s project, %s%s; output %s",
+		plan.Framework, plan.PackageManager, lockfileNote(plan.Lockfile), output))
 	if ru.r.Sandboxes == nil {
 		return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
 			"this project has a build script, but this service has no build sandbox configured"))

@@ -42,6 +42,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := gcc.validate(c.Timeout); err != nil {
 		return err
 	}
+	// Absolute, because the sandbox binds paths under it into builds.
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	c.DataDir = abs
 	logger := c.logger()
 	started := time.Now()
 
