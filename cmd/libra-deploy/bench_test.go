@@ -19,7 +19,7 @@ import (
 // resident memory when idle. Run it with `make bench` (-benchtime 1x: each
 // phase sizes itself).
 func BenchmarkService(b *testing.B) {
-	s := startServer(b, append([]string{"RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000"}, strings.Fields(os.Getenv("BENCH_SERVER_ENV"))...)...)
+	s := startServer(b, append([]string{"RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000", "LOG_LEVEL=warn"}, strings.Fields(os.Getenv("BENCH_SERVER_ENV"))...)...)
 	tok := s.setup("bench", "site")
 	time.Sleep(2 * time.Second)
 	idleRSS := rssMiB(b, s.cmd.Process.Pid)

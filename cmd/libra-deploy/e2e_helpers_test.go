@@ -71,7 +71,7 @@ func (l *lockedBuffer) String() string {
 
 var serverSeq atomic.Int64
 
-var listening = regexp.MustCompile(`"msg":"libra-deploy serving","addr":"[^"]*:(\d+)"`)
+var listening = regexp.MustCompile(`^libra-deploy listening on http://[^ ]*:(\d+)$`)
 
 // startServer starts serve on a fresh data directory; env adds variables.
 func startServer(t testing.TB, env ...string) *server {
@@ -102,8 +102,8 @@ func (s *server) start() {
 	s.cmd.Env = append(s.cmd.Env, s.env...)
 	s.logs = &lockedBuffer{}
 	pr, pw := io.Pipe()
-	s.cmd.Stderr = io.MultiWriter(s.logs, pw)
-	s.cmd.Stdout = s.logs
+	s.cmd.Stderr = s.logs
+	s.cmd.Stdout = io.MultiWriter(s.logs, pw)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start serve: %v", err)
 	}

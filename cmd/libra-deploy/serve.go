@@ -174,6 +174,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "version", version,
 		"max_concurrent", c.MaxConcurrent, "queue", c.QueueName, "sites_domain", c.SitesDomain)
+	// Also on stdout, whatever the log level: scripts (and the tests) wait
+	// for this line, and with --addr :0 it is how they learn the port.
+	fmt.Fprintf(stdout, "libra-deploy listening on http://%s\n", ln.Addr())
 
 	select {
 	case <-ctx.Done():
