@@ -93,7 +93,7 @@ func (db *DB) Requeue(ctx context.Context, id string, retry func(ctx context.Con
 // RunIntervals returns when each deployment started and finished, for
 // measuring how many ran at once.
 func (db *DB) RunIntervals(ctx context.Context) ([][2]int64, error) {
-	rows, err := db.reader.QueryContext(ctx,
+	rows, err := db.readRows(ctx,
 		`SELECT started_at, finished_at FROM deployments WHERE started_at IS NOT NULL AND finished_at IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("select intervals: %w", err)

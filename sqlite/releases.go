@@ -94,7 +94,7 @@ func (db *DB) ListDeployments(ctx context.Context, projectID, cursor string, lim
 func (db *DB) ProjectRelease(ctx context.Context, projectID string) (*libra.Release, error) {
 	var highest sql.NullInt64
 	var current sql.NullString
-	err := db.reader.QueryRowContext(ctx,
+	err := db.readRow(ctx,
 		`SELECT current_seq, current_deployment FROM projects WHERE id = ?`, projectID).Scan(&highest, &current)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("project %q: %w", projectID, libra.ErrNotFound)
@@ -106,7 +106,7 @@ func (db *DB) ProjectRelease(ctx context.Context, projectID string) (*libra.Rele
 	if !current.Valid {
 		return rel, nil
 	}
-	seq, d, err := scanInfo(db.reader.QueryRowContext(ctx, `SELECT `+infoColumns+`
+	seq, d, err := scanInfo(db.readRow(ctx, `SELECT `+infoColumns+`
 		FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = ?`, current.String))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Production cannot be deleted through the store; a row removed
@@ -338,10 +338,10 @@ func (db *DB) refsPage(ctx context.Context, projectID string, after int64) ([]li
 	var rows *sql.Rows
 	var err error
 	if projectID == "" {
-		rows, err = db.reader.QueryContext(ctx, `SELECT seq, id, project_id, status, manifest, input FROM deployments
+		rows, err = db.readRows(ctx, `SELECT seq, id, project_id, status, manifest, input FROM deployments
 			WHERE seq > ? ORDER BY seq LIMIT ?`, after, refsPage)
 	} else {
-		rows, err = db.reader.QueryContext(ctx, `SELECT seq, id, project_id, status, manifest, input FROM deployments
+		rows, err = db.readRows(ctx, `SELECT seq, id, project_id, status, manifest, input FROM deployments
 			WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?`, projectID, after, refsPage)
 	}
 	if err != nil {
@@ -371,7 +371,7 @@ func (db *DB) refsPage(ctx context.Context, projectID string, after int64) ([]li
 
 // Domains lists a project's custom domains, oldest first.
 func (db *DB) Domains(ctx context.Context, projectID string) ([]libra.Domain, error) {
-	rows, err := db.reader.QueryContext(ctx,
+	rows, err := db.readRows(ctx,
 		`SELECT domain, project_id, created_at FROM domains WHERE project_id = ? ORDER BY created_at, domain`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("select domains: %w", err)

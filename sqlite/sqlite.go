@@ -52,6 +52,9 @@ type DB struct {
 
 	batchOnce sync.Once
 	batch     *batcher
+
+	// stmts caches prepared read statements by query text.
+	stmts sync.Map
 }
 
 func dsn(path string, readOnly bool) string {
@@ -118,7 +121,7 @@ func (db *DB) Close() error {
 // Ping checks that the database answers a query on both pools.
 func (db *DB) Ping(ctx context.Context) error {
 	var one int
-	if err := db.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+	if err := db.readRow(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("read pool: %w", err)
 	}
 	if err := db.Writer.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {

@@ -28,7 +28,7 @@ func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
 func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
 	var t libra.Token
 	var created int64
-	err := db.reader.QueryRowContext(ctx,
+	err := db.readRow(ctx,
 		`SELECT hash, org_id, user_id, created_at FROM tokens WHERE hash = ?`, hash).
 		Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -65,7 +65,7 @@ func (db *DB) Project(ctx context.Context, id string) (*libra.Project, error) {
 	var p libra.Project
 	var created int64
 	var current sql.NullString
-	err := db.reader.QueryRowContext(ctx,
+	err := db.readRow(ctx,
 		`SELECT id, org_id, name, created_at, current_deployment FROM projects WHERE id = ?`, id).
 		Scan(&p.ID, &p.OrgID, &p.Name, &created, &current)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -98,11 +98,11 @@ func (db *DB) SetQuota(ctx context.Context, orgID string, limit int) error {
 // Quota returns an org's limit (-1 for none) and its use in month.
 func (db *DB) Quota(ctx context.Context, orgID, month string) (*libra.Quota, error) {
 	q := libra.Quota{OrgID: orgID, Month: month, Limit: -1}
-	err := db.reader.QueryRowContext(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, orgID).Scan(&q.Limit)
+	err := db.readRow(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, orgID).Scan(&q.Limit)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select quota: %w", err)
 	}
-	err = db.reader.QueryRowContext(ctx, `SELECT used FROM quota_usage WHERE org_id = ? AND month = ?`, orgID, month).Scan(&q.Used)
+	err = db.readRow(ctx, `SELECT used FROM quota_usage WHERE org_id = ? AND month = ?`, orgID, month).Scan(&q.Used)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select quota usage: %w", err)
 	}
@@ -157,7 +157,7 @@ func scanDeployment(row interface{ Scan(...any) error }) (*libra.Deployment, err
 
 // Deployment returns a deployment by id.
 func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, error) {
-	d, err := scanDeployment(db.reader.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
+	d, err := scanDeployment(db.readRow(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
 	}
@@ -263,7 +263,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 // DomainOwner returns the project a custom domain is attached to, or "".
 func (db *DB) DomainOwner(ctx context.Context, domain string) (string, error) {
 	var owner string
-	err := db.reader.QueryRowContext(ctx, `SELECT project_id FROM domains WHERE domain = ?`, domain).Scan(&owner)
+	err := db.readRow(ctx, `SELECT project_id FROM domains WHERE domain = ?`, domain).Scan(&owner)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -315,7 +315,7 @@ func appendLogs(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogE
 
 // Logs returns the last limit log lines of a deployment, oldest first.
 func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry, error) {
-	rows, err := db.reader.QueryContext(ctx,
+	rows, err := db.readRows(ctx,
 		`SELECT ts, step, level, message FROM (
 		   SELECT id, ts, step, level, message FROM deployment_logs WHERE deployment_id = ? ORDER BY id DESC LIMIT ?
 		 ) ORDER BY id`, id, limit)
@@ -339,7 +339,7 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 // SiteByDeployment returns the manifest a deployment's own host serves.
 func (db *DB) SiteByDeployment(ctx context.Context, deploymentID string) (string, error) {
 	var manifest string
-	err := db.reader.QueryRowContext(ctx,
+	err := db.readRow(ctx,
 		`SELECT manifest FROM deployments WHERE id = ? AND manifest != ''`, deploymentID).Scan(&manifest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("deployment %q: %w", deploymentID, libra.ErrNotFound)
@@ -364,7 +364,7 @@ func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, 
 
 func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {
 	var id, manifest string
-	err := db.reader.QueryRowContext(ctx, query, key).Scan(&id, &manifest)
+	err := db.readRow(ctx, query, key).Scan(&id, &manifest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", fmt.Errorf("site %q: %w", key, libra.ErrNotFound)
 	}
