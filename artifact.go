@@ -20,7 +20,18 @@ type ArtifactStore interface {
 // Manifest lists one deployment's published files by path (no leading slash).
 type Manifest struct {
 	Files map[string]ManifestFile `json:"files"`
+	// NotFound is what the site host serves for a path with no file:
+	// NotFoundSPA or NotFound404Page, decided when the project was built
+	// (its wrangler config, or its framework). Empty: the site host decides
+	// from the files alone.
+	NotFound string `json:"notFound,omitempty"`
 }
+
+// Values of Manifest.NotFound, as in wrangler's assets.not_found_handling.
+const (
+	NotFoundSPA     = "single-page-application"
+	NotFound404Page = "404-page"
+)
 
 // ManifestFile is one published file.
 type ManifestFile struct {

@@ -193,6 +193,14 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 		s.notFound = mode
 		break
 	}
+	// The build's decision wins: it read the project's own wrangler config
+	// (which a built output does not carry) and knows its framework.
+	switch m.NotFound {
+	case libra.NotFoundSPA:
+		s.notFound = notFoundSPA
+	case libra.NotFound404Page:
+		s.notFound = notFound404Page
+	}
 	if s.headers != nil {
 		s.hdrMemo = map[string]*headerSet{}
 	}

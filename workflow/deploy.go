@@ -46,6 +46,11 @@ func (ru *run) deploy(ctx context.Context) error {
 	if len(m.Files) == 0 {
 		return libra.Permanent(libra.Errorf(libra.CodeValidation, "nothing to publish: the output has no files"))
 	}
+	m.NotFound = libra.NotFound404Page
+	if ru.plan.SPA {
+		m.NotFound = libra.NotFoundSPA
+	}
+	ru.logs.Add(libra.StepDeploy, "info", "unknown paths: "+ru.plan.SPAReason)
 	digest, err := libra.PutManifest(ctx, ru.r.Artifacts, m)
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)

@@ -291,3 +291,17 @@ func stepStatus(r response, step string) string {
 	v, _ := st["status"].(string)
 	return v
 }
+
+// waitLog waits until the server's log matches re. The JSON log (stderr) and
+// the listening line (stdout) travel through different pipes, so a line
+// logged before start() returned may still be on its way.
+func (s *server) waitLog(re *regexp.Regexp, timeout time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !re.MatchString(s.logs.String()) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("server log never matched %s:\n%s", re, tail(s.logs.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
