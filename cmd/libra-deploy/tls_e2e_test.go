@@ -1,34 +1,24 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"io/fs"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
+	"github.com/libra-deploy/libra-deploy/internal/pebbletest"
 )
 
 // HTTPS with on-demand certificates, end to end: the real binary, pointed at
@@ -47,16 +37,18 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 	// Pebble's ACME endpoint must exist before the service starts (its
 	// URL is ACME_DIRECTORY) but its validation authority needs the
 	// service's ports: the listener comes first, Pebble behind it after.
-	acme := startLatePebble(t)
-	caFile := filepath.Join(t.TempDir(), "acme-ca.pem")
-	if err := os.WriteFile(caFile, acme.trustPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	acme := pebbletest.Listen(t)
+	acmeLog := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Pebble log:\n%s", tail(acmeLog.String(), 20000))
+		}
+	})
 
 	s := startServer(t, append(noLimit,
 		"HTTPS_ADDR=127.0.0.1:0",
-		"ACME_DIRECTORY="+acme.directory,
-		"ACME_CA_ROOT="+caFile,
+		"ACME_DIRECTORY="+acme.DirectoryURL,
+		"ACME_CA_ROOT="+acme.CAFile,
 		"ACME_EMAIL=ops@libra.test",
 	)...)
 	t.Cleanup(func() {
@@ -76,14 +68,22 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 	httpsAddr := "127.0.0.1:" + m[1]
 	plainPort, _ := strconv.Atoi(s.port)
 	httpsPort, _ := strconv.Atoi(m[1])
-	acme.start(t, plainPort, httpsPort, startTestDNS(t))
+	// The CA offers HTTP-01 alone, as a CA may: the client picks among
+	// the offered types at random, and HTTP-01 through the plain listener
+	// is what is tested. Names resolve to 127.0.0.1 (pebbletest.StartDNS).
+	acme.StartCA(t, pebbletest.Options{
+		HTTPPort:   plainPort,
+		TLSPort:    httpsPort,
+		Log:        acmeLog,
+		Challenges: []string{"http-01"},
+	})
 
 	tok := s.setup("acme", "shop")
 
 	// A name no project has: refused in the handshake, and the CA hears
 	// nothing at all.
 	t0 := time.Now()
-	if _, err := tlsHandshake(httpsAddr, "unknown.example.org", acme.issuing, deadline); err == nil {
+	if _, err := tlsHandshake(httpsAddr, "unknown.example.org", acme.Roots, deadline); err == nil {
 		t.Fatal("handshake for an unknown domain succeeded")
 	}
 	if d := time.Since(t0); d > 2*time.Second {
@@ -91,10 +91,10 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 	}
 	// Not yet attached: the same as unknown. The decision is asked of
 	// the database at each handshake, so attaching it later is enough.
-	if _, err := tlsHandshake(httpsAddr, "shop.example.com", acme.issuing, deadline); err == nil {
+	if _, err := tlsHandshake(httpsAddr, "shop.example.com", acme.Roots, deadline); err == nil {
 		t.Fatal("handshake for a domain not attached yet succeeded")
 	}
-	if n := acme.requestCount(); n != 0 {
+	if n := acme.Requests(); n != 0 {
 		t.Fatalf("the ACME server got %d requests before any domain was attached, want 0", n)
 	}
 
@@ -106,7 +106,7 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 	// The first handshake obtains the certificate from Pebble, over
 	// HTTP-01 answered by the plain listener.
 	t0 = time.Now()
-	leaf, err := tlsHandshake(httpsAddr, "shop.example.com", acme.issuing, deadline)
+	leaf, err := tlsHandshake(httpsAddr, "shop.example.com", acme.Roots, deadline)
 	if err != nil {
 		t.Fatalf("handshake for an attached domain: %v", err)
 	}
@@ -117,11 +117,11 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 	if err := leaf.VerifyHostname("shop.example.com"); err != nil {
 		t.Errorf("certificate: %v", err)
 	}
-	if n := acme.ordersFor("shop.example.com"); n != 1 {
+	if n := acme.OrdersFor("shop.example.com"); n != 1 {
 		t.Errorf("orders for shop.example.com = %d, want 1", n)
 	}
 	wantFetch := "Attempting to validate w/ HTTP: http://shop.example.com:" + s.port + "/.well-known/acme-challenge/"
-	if !strings.Contains(acme.logs.String(), wantFetch) {
+	if !strings.Contains(acmeLog.String(), wantFetch) {
 		t.Errorf("Pebble did not validate over HTTP-01 at the plain port (%q)", wantFetch)
 	}
 	if !waitLogs(s, 2*time.Second, hasLogLine(`"msg":"served key authentication"`, `"challenge":"http-01"`, `"identifier":"shop.example.com"`)) {
@@ -133,7 +133,7 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 
 	// The site itself, over HTTPS, with the certificate verified against
 	// Pebble's issuing root.
-	page, err := httpsGet(httpsAddr, "https://shop.example.com:"+m[1]+"/", acme.issuing, deadline)
+	page, err := httpsGet(httpsAddr, "https://shop.example.com:"+m[1]+"/", acme.Roots, deadline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +143,13 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 
 	// Still nothing for the unknown domain, and no order was ever made
 	// for it.
-	if _, err := tlsHandshake(httpsAddr, "unknown.example.org", acme.issuing, deadline); err == nil {
+	if _, err := tlsHandshake(httpsAddr, "unknown.example.org", acme.Roots, deadline); err == nil {
 		t.Error("second handshake for an unknown domain succeeded")
 	}
-	if n := acme.ordersFor("unknown.example.org"); n != 0 {
+	if n := acme.OrdersFor("unknown.example.org"); n != 0 {
 		t.Errorf("orders for unknown.example.org = %d, want 0", n)
 	}
-	if n := acme.orderCount(); n != 1 {
+	if n := acme.Orders(); n != 1 {
 		t.Errorf("orders = %d, want 1", n)
 	}
 
@@ -293,197 +293,4 @@ type httpStatusError struct {
 
 func (e *httpStatusError) Error() string {
 	return "GET " + e.url + ": status " + strconv.Itoa(e.status) + ": " + e.body
-}
-
-// latePebble is Pebble, Let's Encrypt's test ACME server, run in the test
-// process from its own packages. Its ACME endpoint listens from
-// startLatePebble on; the CA behind it is built by start, once the ports
-// its validation authority must use are known.
-type latePebble struct {
-	directory string         // ACME directory URL
-	trustPEM  []byte         // the ACME endpoint's own certificate, PEM
-	issuing   *x509.CertPool // Pebble's issuing root
-	logs      *lockedBuffer  // Pebble's log
-
-	mu       sync.Mutex
-	front    http.Handler // nil until start
-	requests int          // every ACME request
-	orders   [][]string   // identifiers of every new-order request
-}
-
-func startLatePebble(t *testing.T) *latePebble {
-	t.Helper()
-	p := &latePebble{logs: &lockedBuffer{}}
-	srv := httptest.NewTLSServer(http.HandlerFunc(p.serve))
-	t.Cleanup(srv.Close)
-	p.directory = srv.URL + wfe.DirectoryPath
-	p.trustPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Pebble log:\n%s", tail(p.logs.String(), 20000))
-		}
-	})
-	return p
-}
-
-// start builds the CA: HTTP-01 validations go to httpPort, TLS-ALPN-01 ones
-// to tlsPort, of the address dnsAddr gives the name.
-func (p *latePebble) start(t *testing.T, httpPort, tlsPort int, dnsAddr string) {
-	t.Helper()
-	// Pebble sleeps up to 5 s before each validation and rejects 5% of
-	// nonces on purpose, to shake out clients; neither is tested here.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-
-	logger := log.New(p.logs, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
-		"default": {Description: "test profile"},
-	})
-	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-
-	mgmt := httptest.NewTLSServer(front.ManagementHandler())
-	t.Cleanup(mgmt.Close)
-	resp, err := mgmt.Client().Get(mgmt.URL + wfe.RootCertPath + "0")
-	if err != nil {
-		t.Fatalf("fetch Pebble's root: %v", err)
-	}
-	defer resp.Body.Close()
-	rootPEM, _ := io.ReadAll(resp.Body)
-	block, _ := pem.Decode(rootPEM)
-	if resp.StatusCode != http.StatusOK || block == nil {
-		t.Fatalf("fetch Pebble's root: status %d, %q", resp.StatusCode, rootPEM)
-	}
-	root, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatalf("parse Pebble's root: %v", err)
-	}
-	p.issuing = x509.NewCertPool()
-	p.issuing.AddCert(root)
-
-	p.mu.Lock()
-	p.front = onlyHTTP01(front.Handler())
-	p.mu.Unlock()
-}
-
-// serve counts requests and notes the identifiers of each new order, read
-// from the JWS payload, so that the test can tell what the CA was asked
-// for.
-func (p *latePebble) serve(w http.ResponseWriter, r *http.Request) {
-	p.mu.Lock()
-	p.requests++
-	front := p.front
-	p.mu.Unlock()
-	if front == nil {
-		http.Error(w, "CA not started", http.StatusServiceUnavailable)
-		return
-	}
-	if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var jws struct{ Payload string }
-		var order struct {
-			Identifiers []struct{ Value string }
-		}
-		_ = json.Unmarshal(body, &jws)
-		payload, _ := base64.RawURLEncoding.DecodeString(jws.Payload)
-		_ = json.Unmarshal(payload, &order)
-		var names []string
-		for _, id := range order.Identifiers {
-			names = append(names, id.Value)
-		}
-		p.mu.Lock()
-		p.orders = append(p.orders, names)
-		p.mu.Unlock()
-	}
-	front.ServeHTTP(w, r)
-}
-
-// onlyHTTP01 removes every challenge but HTTP-01 from the authorizations
-// Pebble returns, as a CA may: the client picks among the offered types
-// at random, and HTTP-01 through the plain listener is what is tested.
-func onlyHTTP01(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/authZ/") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		var authz map[string]any
-		if rec.Code == http.StatusOK && json.Unmarshal(body, &authz) == nil {
-			if chals, ok := authz["challenges"].([]any); ok {
-				authz["challenges"] = slices.DeleteFunc(chals, func(c any) bool {
-					m, _ := c.(map[string]any)
-					return m["type"] != "http-01"
-				})
-				if b, err := json.Marshal(authz); err == nil {
-					body = b
-				}
-			}
-		}
-		for k, v := range rec.Header() {
-			if k != "Content-Length" {
-				w.Header()[k] = v
-			}
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(body)
-	})
-}
-
-func (p *latePebble) requestCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.requests
-}
-
-func (p *latePebble) orderCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.orders)
-}
-
-// ordersFor returns how many orders named domain.
-func (p *latePebble) ordersFor(domain string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, names := range p.orders {
-		for _, name := range names {
-			if name == domain {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-// startTestDNS serves, over TCP (which Pebble's validation uses), 127.0.0.1
-// as the address of every name: the test's stand-in for the public DNS.
-func startTestDNS(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		for _, q := range r.Question {
-			if q.Qtype != dns.TypeA {
-				continue
-			}
-			m.Answer = append(m.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-				A:   net.IPv4(127, 0, 0, 1),
-			})
-		}
-		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return ln.Addr().String()
 }
