@@ -222,25 +222,38 @@ func (c *Cache) RestoreNodeModules(orgID, key, projectDir string, uid, gid int) 
 	case err != nil:
 		return false, fmt.Errorf("build cache: restore: %w", err)
 	}
-	if uid >= 0 {
-		if err := handOver(dst, uid, gid); err != nil {
-			os.RemoveAll(dst)
-			return false, fmt.Errorf("build cache: restore: %w", err)
-		}
+	if err := handOver(dst, uid, gid); err != nil {
+		os.RemoveAll(dst)
+		return false, fmt.Errorf("build cache: restore: %w", err)
 	}
 	return true, nil
 }
 
-// handOver makes uid:gid the owner of every entry under root and makes
-// directories and files writable by their owner. Symbolic links are changed
-// themselves, never followed.
+// freeze gives a saved file to the service and takes away every write bit.
+func freeze(p string) error {
+	if err := os.Lchown(p, os.Geteuid(), os.Getegid()); err != nil {
+		return err
+	}
+	info, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(p, info.Mode().Perm()&^0o222)
+}
+
+// handOver makes uid:gid the owner of every entry under root (uid < 0: the
+// owner is left alone, for a sandbox that hands the tree over itself) and
+// makes directories and files writable by their owner, undoing freeze.
+// Symbolic links are changed themselves, never followed.
 func handOver(root string, uid, gid int) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
+		if uid >= 0 {
+			if err := os.Lchown(p, uid, gid); err != nil {
+				return err
+			}
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
@@ -418,7 +431,12 @@ func copyTree(src, dst string, link bool) error {
 			return os.Symlink(to, target)
 		case d.Type().IsRegular():
 			if link && os.Link(p, target) == nil {
-				return nil
+				// The saved file is the project's file (one inode). Make
+				// it the service's and read-only, so that nothing the
+				// build runs afterwards, as the build uid, can write into
+				// the org's cache through it; it may still replace or
+				// delete its own name for it.
+				return freeze(target)
 			}
 			return copyFile(p, target)
 		}
