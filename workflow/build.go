@@ -33,6 +33,11 @@ func (ru *run) build(ctx context.Context) error {
 	if ru.r.BuildCache != nil && ru.plan.CacheKey != "" {
 		// Saved right after the install, before the build can change
 		// node_modules, so the cache holds what the lockfile installs.
+		if ru.plan.Lockfile == "" && ru.plan.PackageManager == "npm" {
+			if err := keepLockfile(ru.workDir); err != nil {
+				ru.logs.Add(libra.StepBuild, "warn", "the install's package-lock.json is not cached: "+userMessage(err, libra.StepBuild))
+			}
+		}
 		if err := ru.r.BuildCache.SaveNodeModules(ru.d.OrgID, ru.plan.CacheKey, ru.workDir); err != nil {
 			ru.logs.Add(libra.StepBuild, "warn", "node_modules not cached: "+userMessage(err, libra.StepBuild))
 		}

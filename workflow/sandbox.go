@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/build"
@@ -50,6 +51,9 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 			ru.logs.Add(libra.StepSandbox, "warn", "dependency cache not restored: "+userMessage(err, libra.StepSandbox))
 		case hit:
 			ru.logs.Add(libra.StepSandbox, "info", "node_modules restored from this org's build cache")
+			if plan.Lockfile == "" && plan.PackageManager == "npm" && restoreLockfile(ru.workDir) {
+				ru.logs.Add(libra.StepSandbox, "info", "package-lock.json from the cached install restored: the install resolves nothing again")
+			}
 		default:
 			ru.logs.Add(libra.StepSandbox, "info", "no cached node_modules for this lockfile: cold install")
 		}
@@ -71,4 +75,37 @@ func lockfileNote(lockfile string) string {
 		return " (no lockfile)"
 	}
 	return " (" + lockfile + ")"
+}
+
+// cachedLockfile is where the lockfile npm wrote during a project's first
+// install travels with its cached node_modules. A project sent without a
+// lockfile (as AI builders send them) would otherwise make every warm
+// install ask the registry to resolve every range again, which is most of a
+// warm install's time. The cache key covers package.json's dependencies, so
+// the lockfile matches what they ask for.
+const cachedLockfile = "node_modules/.libra-package-lock.json"
+
+// restoreLockfile puts the cached lockfile in place; false when there is none.
+func restoreLockfile(workDir string) bool {
+	root, err := os.OpenRoot(workDir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	return root.Rename(cachedLockfile, "package-lock.json") == nil
+}
+
+// keepLockfile copies the lockfile the install wrote to where the cache
+// saves it with node_modules.
+func keepLockfile(workDir string) error {
+	root, err := os.OpenRoot(workDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	b, err := root.ReadFile("package-lock.json")
+	if err != nil {
+		return err
+	}
+	return root.WriteFile(cachedLockfile, b, 0o644)
 }
