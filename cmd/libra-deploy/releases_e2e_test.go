@@ -531,15 +531,16 @@ func blobFile(s *server, content string) string {
 	return filepath.Join(s.dataDir, "artifacts", "sha256", h[:2], h[2:])
 }
 
-// manifestSize is the size of the manifest that publishing files stores:
-// JSON, {"files": {path: {digest, size}}}, keys sorted.
+// manifestSize is the size of the manifest that publishing a static site's
+// files stores: JSON, {"files": {path: {digest, size}}, "notFound": "404-page"},
+// keys sorted.
 func manifestSize(files map[string]string) int {
 	m := map[string]map[string]any{}
 	for p, c := range files {
 		sum := sha256.Sum256([]byte(c))
 		m[p] = map[string]any{"digest": "sha256:" + hex.EncodeToString(sum[:]), "size": len(c)}
 	}
-	b, err := json.Marshal(map[string]any{"files": m})
+	b, err := json.Marshal(map[string]any{"files": m, "notFound": "404-page"})
 	if err != nil {
 		panic(err)
 	}
