@@ -25,6 +25,10 @@ type Manifest struct {
 	// (its wrangler config, or its framework). Empty: the site host decides
 	// from the files alone.
 	NotFound string `json:"notFound,omitempty"`
+	// BuildLog is the build's full output, when there was a build: the
+	// deployment's log in the database is capped, this is not. It is never
+	// served as part of the site.
+	BuildLog *ManifestFile `json:"buildLog,omitempty"`
 }
 
 // Values of Manifest.NotFound, as in wrangler's assets.not_found_handling.

@@ -103,5 +103,10 @@ func checkManifest(m *Manifest) error {
 			return fmt.Errorf("manifest path %.80q: negative size", p)
 		}
 	}
+	if m.BuildLog != nil {
+		if err := CheckDigest(m.BuildLog.Digest); err != nil {
+			return fmt.Errorf("manifest build log: %w", err)
+		}
+	}
 	return nil
 }

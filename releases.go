@@ -165,6 +165,9 @@ func ReferencedBlobs(ctx context.Context, artifacts ArtifactStore, refs []Deploy
 		for _, f := range m.Files {
 			blobs[f.Digest] = f.Size
 		}
+		if m.BuildLog != nil {
+			blobs[m.BuildLog.Digest] = m.BuildLog.Size
+		}
 	}
 	return blobs, nil
 }

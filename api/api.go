@@ -227,6 +227,17 @@ func (s *server) register(api huma.API) {
 	}, s.deployStatus)
 
 	huma.Register(api, huma.Operation{
+		OperationID: "deployLog",
+		Method:      http.MethodGet,
+		Path:        "/deploy-log",
+		Summary:     "Get a deployment's full build log",
+		Description: "The install and build output in full, as plain text (the status's logs are capped). " +
+			"Kept for deployments that built and published; needs no token, like /deploy-status.",
+		Tags:   []string{"Deployments"},
+		Errors: []int{400, 404},
+	}, s.deployLog)
+
+	huma.Register(api, huma.Operation{
 		OperationID:   "createProject",
 		Method:        http.MethodPost,
 		Path:          "/projects",

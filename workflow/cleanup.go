@@ -17,6 +17,8 @@ func (ru *run) cleanup(ctx context.Context) error {
 		}
 		ru.sandbox = nil
 	}
+	ru.fullLog.close()
+	ru.fullLog = nil
 	if err := os.RemoveAll(ru.workDir); err != nil {
 		return fmt.Errorf("remove working directory: %w", err)
 	}

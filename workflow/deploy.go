@@ -46,6 +46,12 @@ func (ru *run) deploy(ctx context.Context) error {
 	if len(m.Files) == 0 {
 		return libra.Permanent(libra.Errorf(libra.CodeValidation, "nothing to publish: the output has no files"))
 	}
+	if ru.fullLog != nil {
+		if m.BuildLog, err = ru.fullLog.store(ctx, ru.r.Artifacts); err != nil {
+			return fmt.Errorf("store the full build log: %w", err)
+		}
+		ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("full build log stored (%d bytes): GET /deploy-log?id=%s", m.BuildLog.Size, ru.d.ID))
+	}
 	m.NotFound = libra.NotFound404Page
 	if ru.plan.SPA {
 		m.NotFound = libra.NotFoundSPA

@@ -69,6 +69,7 @@ type run struct {
 	workDir string
 	plan    *build.Plan
 	sandbox libra.Sandbox
+	fullLog *fullLog
 	// outDir is the directory that deploy publishes, relative to workDir,
 	// set by build.
 	outDir string

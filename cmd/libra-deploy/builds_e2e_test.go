@@ -44,6 +44,12 @@ func TestBuildPlainNodeScript(t *testing.T) {
 	if site.status != 200 || !strings.Contains(string(site.body), "answer 42") {
 		t.Fatalf("site: %d %s", site.status, site.body)
 	}
+	// The full build log, in the artifact store, with both commands' output.
+	full := s.do("GET", "/deploy-log?id="+r.str("deploymentId"), nil)
+	if full.status != 200 || !strings.HasPrefix(full.header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(string(full.body), "$ npm install") || !strings.Contains(string(full.body), "built!") {
+		t.Fatalf("deploy-log: %d %q %s", full.status, full.header.Get("Content-Type"), full.body)
+	}
 	// Only the output directory is published.
 	if r := s.do("GET", "/build.js", nil, "Host", "computed.localhost:"+s.port); r.status != 404 && strings.Contains(string(r.body), "writeFileSync") {
 		t.Fatalf("source file published: %d", r.status)

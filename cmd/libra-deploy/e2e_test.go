@@ -107,6 +107,9 @@ func TestDeployStaticSiteEndToEnd(t *testing.T) {
 	if logs, _ := st.json["logs"].([]any); len(logs) < 6 {
 		t.Errorf("only %d log lines", len(logs))
 	}
+	if r := s.do("GET", "/deploy-log?id="+id, nil); r.status != 404 || r.str("error") != "DEPLOYMENT_NOT_FOUND" {
+		t.Errorf("a static site has no full build log: %d %s", r.status, r.body)
+	}
 
 	hosts := []string{id + ".localhost:" + s.port, "website.localhost:" + s.port}
 	for _, host := range hosts {
