@@ -21,9 +21,17 @@ import (
 // anywhere on the host.
 func (ru *run) deploy(ctx context.Context) error {
 	m := libra.Manifest{Files: map[string]libra.ManifestFile{}}
-	put := func(p string, _ int64, r io.Reader) error {
+	limit := ru.r.MaxOutputBytes
+	if limit <= 0 {
+		limit = DefaultMaxOutputBytes
+	}
+	put := func(p string, size int64, r io.Reader) error {
 		if skipPublish(p) {
 			return nil
+		}
+		if ru.bytes+size > limit {
+			return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
+				"the output is larger than the %d MiB a deployment may publish (at %s)", limit>>20, p))
 		}
 		digest, size, err := ru.r.Artifacts.Put(ctx, r)
 		if err != nil {
@@ -72,6 +80,9 @@ func (ru *run) deploy(ctx context.Context) error {
 	ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("published %d files (%d bytes) at %s", ru.files, ru.bytes, url))
 	return nil
 }
+
+// DefaultMaxOutputBytes caps what one deployment publishes.
+const DefaultMaxOutputBytes = 1 << 30
 
 // readFiles walks an output that no build touched (a static site), with the
 // same contract as libra.Sandbox.ReadFiles: regular files only, never

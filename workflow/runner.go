@@ -51,6 +51,8 @@ type Runner struct {
 	BuildCache     *build.Cache
 	InstallTimeout time.Duration
 	BuildTimeout   time.Duration
+	// MaxOutputBytes caps what one deployment publishes (0: 1 GiB).
+	MaxOutputBytes int64
 	// Secrets are values (API keys, database URLs) that must never appear
 	// in a deployment's log; any line containing one is redacted.
 	Secrets []string

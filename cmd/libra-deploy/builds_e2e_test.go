@@ -116,3 +116,20 @@ func TestBuildViteReactApp(t *testing.T) {
 		t.Fatalf("SPA fallback: %d", r.status)
 	}
 }
+
+func TestBuildOutputOverTheLimitFails(t *testing.T) {
+	s := startServer(t, "OUTPUT_LIMIT_MB=1")
+	tok := s.setup("acme", "big")
+	r := deployFiles(s, tok, "acme", "big", files(
+		"package.json", `{"name":"big","private":true,"scripts":{"build":"node build.js"}}`,
+		"build.js", `const fs=require("fs");fs.mkdirSync("dist");fs.writeFileSync("dist/index.html","x");`+
+			`fs.writeFileSync("dist/big.bin",Buffer.alloc(2<<20,1))`,
+	))
+	st := s.waitFinal(r.str("deploymentId"), 90*time.Second)
+	if st.str("status") != "failed" || stepStatus(st, "deploy") != "failed" || !strings.Contains(st.str("error"), "larger than the 1 MiB") {
+		t.Fatalf("deployment: %s", tail(string(st.body), 2000))
+	}
+	if n := countRows(t, s, "SELECT max(attempt) FROM deployments"); n != 1 {
+		t.Fatalf("an output over the limit was retried: %d attempts", n)
+	}
+}

@@ -44,6 +44,7 @@ type config struct {
 	InstallTimeout    time.Duration
 	BuildTimeout      time.Duration
 	DefaultPackageMgr string
+	OutputLimitMB     int
 
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
@@ -114,6 +115,7 @@ func loadConfig() *config {
 		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
 		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
 		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
+		OutputLimitMB:     envInt("OUTPUT_LIMIT_MB", 1024),
 	}
 	for _, h := range strings.Split(env("BUILD_REGISTRY_ALLOWLIST", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {

@@ -87,6 +87,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		InstallTimeout: c.InstallTimeout,
 		BuildTimeout:   c.BuildTimeout,
 		Secrets:        c.secrets(),
+		MaxOutputBytes: int64(c.OutputLimitMB) << 20,
 		BeforeStep:     hooks,
 		Logger:         logger,
 	}
