@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,7 +19,11 @@ import (
 
 // subcommand parses "VERB [flags]" for commands like `token create`.
 func subcommand(args []string, verbs ...string) (string, []string, error) {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintf(os.Stdout, "Verbs: %s. Run with VERB --help for its flags.\n", strings.Join(verbs, ", "))
+		return "", nil, flag.ErrHelp
+	}
+	if len(args) == 0 {
 		return "", nil, fmt.Errorf("expected one of %v", verbs)
 	}
 	for _, v := range verbs {
