@@ -51,6 +51,9 @@ type Runner struct {
 	BuildCache     *build.Cache
 	InstallTimeout time.Duration
 	BuildTimeout   time.Duration
+	// DeadLetterQueue names, in logs, where jobs that used up their
+	// attempts go (DEPLOYMENT_DLQ_NAME).
+	DeadLetterQueue string
 	// MaxOutputBytes caps what one deployment publishes (0: 1 GiB).
 	MaxOutputBytes int64
 	// Secrets are values (API keys, database URLs) that must never appear
@@ -180,15 +183,19 @@ func (ru *run) finish(bg, ctx context.Context, failed error, step libra.Step, at
 
 	case attempt >= maxAttempts:
 		// A platform fault that outlived every retry: the user is not at
-		// fault, so the quota comes back; the job is dead-lettered.
-		ru.failDeployment(step, userMessage(failed, step)+fmt.Sprintf(" (after %d attempts)", attempt))
-		if err := ru.save(bg); err != nil {
-			return err
-		}
+		// fault, so the quota comes back (before the final state is saved,
+		// so a client that sees "failed" sees the quota back too; refunding
+		// twice is impossible); the job is dead-lettered.
 		if err := ru.r.Store.RefundQuota(bg, d.ID); err != nil {
 			return fmt.Errorf("refund quota: %w", err)
 		}
+		ru.failDeployment(step, userMessage(failed, step)+fmt.Sprintf(" (after %d attempts)", attempt))
 		ru.logs.Add(step, "info", "quota given back: the failure was the platform's")
+		ru.logs.Add(step, "error", fmt.Sprintf("attempts used up: the job goes to the dead-letter queue %q (libra-deploy dlq list; dlq retry %s)",
+			ru.r.DeadLetterQueue, d.ID))
+		if err := ru.save(bg); err != nil {
+			return err
+		}
 		return failed
 
 	default:

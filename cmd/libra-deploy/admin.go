@@ -177,6 +177,7 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 			enc.SetIndent("", "  ")
 			return enc.Encode(dead)
 		}
+		fmt.Fprintf(stdout, "dead-letter queue %s: %d deployments\n", c.DLQName, len(dead))
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "DEPLOYMENT\tJOB\tATTEMPTS\tFAILED AT\tLAST ERROR")
 		for _, d := range dead {

@@ -378,7 +378,7 @@ func TestPermanentFailureNotRetried(t *testing.T) {
 	if n := countRows(t, s, "SELECT max(attempt) FROM deployments"); n != 1 {
 		t.Fatalf("permanent failure ran %d attempts", n)
 	}
-	if out := s.admin("dlq", "list"); strings.Count(out, "\n") != 0 {
+	if out := s.admin("dlq", "list"); !strings.Contains(out, "dead-letter queue deployment-dlq: 0 deployments") {
 		t.Fatalf("permanent failure in the dead-letter list: %q", out)
 	}
 	// The user's fault: the quota is not given back.
@@ -395,7 +395,8 @@ func TestDeadLetterAndRetry(t *testing.T) {
 	s.admin("quota", "set", "--org", "acme", "--limit", "5")
 	id := s.deploy(tok, staticSite("acme", "doomed", 1)).str("deploymentId")
 	st := s.waitFinal(id, 30*time.Second)
-	if st.str("status") != "failed" || !strings.Contains(st.str("error"), "after 3 attempts") {
+	if st.str("status") != "failed" || !strings.Contains(st.str("error"), "after 3 attempts") ||
+		!strings.Contains(string(st.body), `the dead-letter queue \"deployment-dlq\"`) {
 		t.Fatalf("deployment: %s", st.body)
 	}
 	// A platform failure gives the quota back.
@@ -407,7 +408,7 @@ func TestDeadLetterAndRetry(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the job is discarded just after the deployment is saved
 		list = s.admin("dlq", "list")
 	}
-	if !strings.Contains(list, id) || !strings.Contains(list, "injected platform fault") {
+	if !strings.Contains(list, id) || !strings.Contains(list, "injected platform fault") || !strings.Contains(list, ": 1 deployments") {
 		t.Fatalf("dlq list: %q", list)
 	}
 	if out := s.admin("dlq", "retry", id); !strings.Contains(out, "re-queued") {

@@ -77,19 +77,20 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	sandboxes, closeSandboxes := newSandboxes(ctx, c, logger)
 	defer closeSandboxes()
 	runner := &workflow.Runner{
-		Artifacts:      artifacts,
-		Sandboxes:      sandboxes,
-		WorkRoot:       c.workDir(),
-		SitesDomain:    c.SitesDomain,
-		Timeout:        c.Timeout,
-		BuildOptions:   build.Options{DefaultPackageManager: c.DefaultPackageMgr, NodeVersion: nodeVersion(ctx)},
-		BuildCache:     build.NewCache(filepath.Join(c.cacheDir(), "builds")),
-		InstallTimeout: c.InstallTimeout,
-		BuildTimeout:   c.BuildTimeout,
-		Secrets:        c.secrets(),
-		MaxOutputBytes: int64(c.OutputLimitMB) << 20,
-		BeforeStep:     hooks,
-		Logger:         logger,
+		Artifacts:       artifacts,
+		Sandboxes:       sandboxes,
+		WorkRoot:        c.workDir(),
+		SitesDomain:     c.SitesDomain,
+		Timeout:         c.Timeout,
+		BuildOptions:    build.Options{DefaultPackageManager: c.DefaultPackageMgr, NodeVersion: nodeVersion(ctx)},
+		BuildCache:      build.NewCache(filepath.Join(c.cacheDir(), "builds")),
+		InstallTimeout:  c.InstallTimeout,
+		BuildTimeout:    c.BuildTimeout,
+		Secrets:         c.secrets(),
+		MaxOutputBytes:  int64(c.OutputLimitMB) << 20,
+		DeadLetterQueue: c.DLQName,
+		BeforeStep:      hooks,
+		Logger:          logger,
 	}
 	db, q, err := openState(ctx, c, runner, logger)
 	if err != nil {
