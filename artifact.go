@@ -41,4 +41,16 @@ const (
 type ManifestFile struct {
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
+	// Gzip and Brotli are the file's content compressed once, at deploy
+	// time, each stored as a blob of its own; nil when the type does not
+	// compress, the file is small, or the encoding saves too little. The
+	// site host serves them as they are and never compresses per request.
+	Gzip   *Encoded `json:"gz,omitempty"`
+	Brotli *Encoded `json:"br,omitempty"`
+}
+
+// Encoded is one compressed variant of a file: its blob's digest and size.
+type Encoded struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
 }

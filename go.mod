@@ -3,6 +3,7 @@ module github.com/libra-deploy/libra-deploy
 go 1.26.8
 
 require (
+	github.com/andybalholm/brotli v1.3.0
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/danielgtaylor/huma/v2 v2.37.2
 	github.com/letsencrypt/pebble/v2 v2.10.3

@@ -102,6 +102,20 @@ func checkManifest(m *Manifest) error {
 		if f.Size < 0 {
 			return fmt.Errorf("manifest path %.80q: negative size", p)
 		}
+		for _, e := range [...]struct {
+			name string
+			enc  *Encoded
+		}{{"gzip", f.Gzip}, {"brotli", f.Brotli}} {
+			if e.enc == nil {
+				continue
+			}
+			if err := CheckDigest(e.enc.Digest); err != nil {
+				return fmt.Errorf("manifest path %.80q, %s variant: %w", p, e.name, err)
+			}
+			if e.enc.Size < 0 {
+				return fmt.Errorf("manifest path %.80q, %s variant: negative size", p, e.name)
+			}
+		}
 	}
 	if m.BuildLog != nil {
 		if err := CheckDigest(m.BuildLog.Digest); err != nil {

@@ -125,12 +125,13 @@ type statter interface {
 }
 
 // ReferencedBlobs collects every blob that deployments refer to, with its
-// size. References record the sizes of files; a manifest's own size comes
-// from the store when it can tell it cheaply, else it counts as 0. A manifest
-// that is missing from the
-// store is reported through missing and its files cannot be counted; any
-// other failure to read one is an error, because a caller deciding what to
-// delete must not act on a partial picture.
+// size: inputs, manifests, the files they name with those files' compressed
+// variants, and build logs. References record the sizes of files; a
+// manifest's own size comes from the store when it can tell it cheaply, else
+// it counts as 0. A manifest that is missing from the store is reported
+// through missing and its files cannot be counted; any other failure to read
+// one is an error, because a caller deciding what to delete must not act on
+// a partial picture.
 func ReferencedBlobs(ctx context.Context, artifacts ArtifactStore, refs []DeploymentRefs, missing func(deploymentID, manifest string)) (map[string]int64, error) {
 	blobs := map[string]int64{}
 	loaded := map[string]bool{}
@@ -164,6 +165,13 @@ func ReferencedBlobs(ctx context.Context, artifacts ArtifactStore, refs []Deploy
 		}
 		for _, f := range m.Files {
 			blobs[f.Digest] = f.Size
+			// The compressed variants are served too: GC keeps them.
+			if f.Gzip != nil {
+				blobs[f.Gzip.Digest] = f.Gzip.Size
+			}
+			if f.Brotli != nil {
+				blobs[f.Brotli.Digest] = f.Brotli.Size
+			}
 		}
 		if m.BuildLog != nil {
 			blobs[m.BuildLog.Digest] = m.BuildLog.Size

@@ -12,7 +12,8 @@ import (
 // middleware copies instead of writing into them).
 type fileType struct {
 	contentType []string
-	// compressible types are gzipped once when they enter the memory cache.
+	// compressible types of deployments from before deploy-time
+	// compression are gzipped once when they enter the memory cache.
 	compressible bool
 	html         bool
 }
@@ -102,6 +103,7 @@ var (
 	nosniff         = []string{"nosniff"}
 	varyEncoding    = []string{"Accept-Encoding"}
 	gzipEncoding    = []string{"gzip"}
+	brEncoding      = []string{"br"}
 	textPlain       = []string{"text/plain; charset=utf-8"}
 	allowGetHead    = []string{"GET, HEAD"}
 )

@@ -202,28 +202,34 @@ func TestFingerprinted(t *testing.T) {
 	}
 }
 
-func TestAcceptsGzip(t *testing.T) {
+func TestAcceptedEncodings(t *testing.T) {
 	tests := []struct {
-		values []string
-		want   bool
+		values   []string
+		br, gzip bool
 	}{
-		{nil, false},
-		{[]string{"gzip"}, true},
-		{[]string{"GZIP"}, true},
-		{[]string{"deflate, gzip;q=0.5"}, true},
-		{[]string{"br", "gzip"}, true},
-		{[]string{"gzip;q=0"}, false},
-		{[]string{"gzip; q=0.000"}, false},
-		{[]string{"gzip;q=0.001"}, true},
-		{[]string{"*"}, true},
-		{[]string{"*;q=0"}, false},
-		{[]string{"*, gzip;q=0"}, false},
-		{[]string{"identity"}, false},
-		{[]string{"x-gzip"}, true},
+		{nil, false, false},
+		{[]string{"gzip"}, false, true},
+		{[]string{"GZIP"}, false, true},
+		{[]string{"deflate, gzip;q=0.5"}, false, true},
+		{[]string{"br", "gzip"}, true, true},
+		{[]string{"gzip, deflate, br, zstd"}, true, true},
+		{[]string{"BR;q=0.1"}, true, false},
+		{[]string{"br;q=0, gzip"}, false, true},
+		{[]string{"br; q=0.0"}, false, false},
+		{[]string{"gzip;q=0"}, false, false},
+		{[]string{"gzip; q=0.000"}, false, false},
+		{[]string{"gzip;q=0.001"}, false, true},
+		{[]string{"*"}, true, true},
+		{[]string{"*;q=0"}, false, false},
+		{[]string{"*, gzip;q=0"}, true, false},
+		{[]string{"*, br;q=0"}, false, true},
+		{[]string{"identity"}, false, false},
+		{[]string{"x-gzip"}, false, true},
+		{[]string{"brotli"}, false, false},
 	}
 	for _, tt := range tests {
-		if got := acceptsGzip(tt.values); got != tt.want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", tt.values, got, tt.want)
+		if br, gz := acceptedEncodings(tt.values); br != tt.br || gz != tt.gzip {
+			t.Errorf("acceptedEncodings(%q) = br %v, gzip %v; want %v, %v", tt.values, br, gz, tt.br, tt.gzip)
 		}
 	}
 }

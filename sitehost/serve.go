@@ -117,13 +117,26 @@ func (h *Host) serveFile(w http.ResponseWriter, r *http.Request, s *site, p stri
 	} else {
 		hdr[headerCacheCtl] = cacheNoCache
 	}
-	useGzip := false
-	if f.gzip {
+	// rep is the representation sent: f itself, or a variant compressed at
+	// deploy time that the client accepts.
+	rep := f
+	legacyGzip := false
+	if f.vary {
 		hdr[headerVary] = varyEncoding
-		useGzip = acceptsGzip(r.Header[headerAcceptEnc])
+		if ae := r.Header[headerAcceptEnc]; len(ae) > 0 {
+			br, gz := acceptedEncodings(ae)
+			switch {
+			case f.gzip:
+				legacyGzip = gz
+			case br && f.br.usable():
+				rep = f.br
+			case gz && f.gz.usable():
+				rep = f.gz
+			}
+		}
 	}
-	etag := f.etag
-	if useGzip {
+	etag := rep.etag
+	if legacyGzip {
 		etag = f.etagGzip
 	}
 	if status == http.StatusOK {
@@ -157,30 +170,45 @@ func (h *Host) serveFile(w http.ResponseWriter, r *http.Request, s *site, p stri
 		}
 	}
 
-	b, err := h.blobs.get(r.Context(), f)
+	b, err := h.blobs.get(r.Context(), rep)
+	if err != nil && rep != f && r.Context().Err() == nil {
+		// A variant that cannot be read fails no request: the file itself
+		// is what the manifest is about.
+		h.log.Warn("compressed variant unavailable, sending the file itself", "deployment", s.deploymentID,
+			"path", f.path, "digest", rep.digest, "error", err)
+		if errors.Is(err, libra.ErrNotFound) || errors.Is(err, errBlobMismatch) {
+			// Lost or damaged for good: not tried again while the site
+			// stays loaded.
+			rep.broken.Store(true)
+		}
+		rep = f
+		if status == http.StatusOK {
+			hdr[headerETag] = f.etag
+		}
+		b, err = h.blobs.get(r.Context(), f)
+	}
 	if err != nil {
-		h.contentError(w, r, s, f, err)
+		h.contentError(w, r, s, rep, err)
 		return
 	}
 	if b == nil {
-		h.streamFile(w, r, s, f, status)
+		h.streamFile(w, r, s, rep, status)
 		return
 	}
 	body := b.data
-	if useGzip {
+	hdr[headerCLength] = rep.length
+	if rep.encoding != nil {
+		hdr[headerCEncoding] = rep.encoding
+	}
+	if legacyGzip {
 		if gz := h.blobs.gzipped(b); gz != nil {
 			body = gz
 			hdr[headerCEncoding] = gzipEncoding
 			hdr[headerCLength] = b.gzipLength
-		} else {
+		} else if status == http.StatusOK {
 			// Not worth compressing after all: the identity validator.
-			if status == http.StatusOK {
-				hdr[headerETag] = f.etag
-			}
-			hdr[headerCLength] = f.length
+			hdr[headerETag] = f.etag
 		}
-	} else {
-		hdr[headerCLength] = f.length
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -228,11 +256,16 @@ func (h *Host) serveContent(w http.ResponseWriter, r *http.Request, s *site, f *
 	}
 }
 
-// streamFile sends a file too large for the memory cache.
+// streamFile sends a file (or a variant) too large for the memory cache.
 func (h *Host) streamFile(w http.ResponseWriter, r *http.Request, s *site, f *file, status int) {
 	hdr := w.Header()
-	// Large files are not compressed: the identity representation only.
-	delete(hdr, headerCEncoding)
+	// Never compressed here: a variant is sent as stored, anything else as
+	// it is.
+	if f.encoding != nil {
+		hdr[headerCEncoding] = f.encoding
+	} else {
+		delete(hdr, headerCEncoding)
+	}
 	if status == http.StatusOK {
 		hdr[headerETag] = f.etag
 	}
@@ -295,8 +328,8 @@ func plainError(w http.ResponseWriter, r *http.Request, status int, msg string, 
 	}
 }
 
-// etagMatches applies If-None-Match's weak comparison against either of
-// f's representations.
+// etagMatches applies If-None-Match's weak comparison against any of f's
+// representations.
 func etagMatches(values []string, f *file) bool {
 	for _, v := range values {
 		for v != "" {
@@ -316,7 +349,7 @@ func etagMatches(values []string, f *file) bool {
 				return false
 			}
 			tag := v[:end+2]
-			if tag == f.etag[0] || f.etagGzip != nil && tag == f.etagGzip[0] {
+			if f.hasETag(tag) {
 				return true
 			}
 			v = v[end+2:]
@@ -325,29 +358,42 @@ func etagMatches(values []string, f *file) bool {
 	return false
 }
 
-// acceptsGzip reads Accept-Encoding: gzip (or "*") with a non-zero quality.
-func acceptsGzip(values []string) bool {
-	star, gz := false, 0 // gz: 0 unmentioned, 1 accepted, -1 refused
+// usable reports whether v, a variant or nil, may be sent.
+func (v *file) usable() bool { return v != nil && !v.broken.Load() }
+
+func (f *file) hasETag(tag string) bool {
+	return tag == f.etag[0] ||
+		f.etagGzip != nil && tag == f.etagGzip[0] ||
+		f.gz != nil && tag == f.gz.etag[0] ||
+		f.br != nil && tag == f.br.etag[0]
+}
+
+// acceptedEncodings reads Accept-Encoding: whether br and gzip are
+// acceptable, by name or by "*", with a non-zero quality. Other qualities
+// are not compared: br is smaller, so it is preferred whenever acceptable.
+func acceptedEncodings(values []string) (br, gzip bool) {
+	star, b, g := false, 0, 0 // 0 unmentioned, 1 accepted, -1 refused
 	for _, v := range values {
 		for v != "" {
 			var part string
 			part, v, _ = strings.Cut(v, ",")
 			coding, params, _ := strings.Cut(part, ";")
 			coding = strings.TrimSpace(coding)
-			zero := qZero(params)
+			q := 1
+			if qZero(params) {
+				q = -1
+			}
 			switch {
+			case strings.EqualFold(coding, "br"):
+				b = q
 			case strings.EqualFold(coding, "gzip") || strings.EqualFold(coding, "x-gzip"):
-				if zero {
-					gz = -1
-				} else {
-					gz = 1
-				}
+				g = q
 			case coding == "*":
-				star = !zero
+				star = q == 1
 			}
 		}
 	}
-	return gz == 1 || gz == 0 && star
+	return b == 1 || b == 0 && star, g == 1 || g == 0 && star
 }
 
 func qZero(params string) bool {

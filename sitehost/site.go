@@ -56,11 +56,25 @@ type file struct {
 	contentType  []string
 	cacheControl []string
 	etag         []string
-	etagGzip     []string
 	length       []string
-	// gzip is set when the type compresses and the file is large enough for
-	// gzip to pay; such responses also carry Vary: Accept-Encoding.
-	gzip bool
+	// encoding is the Content-Encoding of a variant, nil for a file itself.
+	encoding []string
+	// br and gz are the variants compressed at deploy time, each a file of
+	// its own in the blob cache (with its digest, size, length, ETag and
+	// encoding, and no other header values); nil when the manifest has none.
+	br, gz *file
+	// broken marks a variant whose blob is lost or damaged: the file
+	// itself is sent instead.
+	broken atomic.Bool
+	// vary is set when the response depends on Accept-Encoding: the file
+	// has a variant, or is gzipped on cache fill.
+	vary bool
+
+	// gzip marks the fallback for manifests older than deploy-time
+	// compression: the type compresses and the file is large enough for
+	// gzip to pay, so it is gzipped once when its content enters the cache.
+	gzip     bool
+	etagGzip []string
 
 	// blob is the cached content, set by the blob cache and cleared by it on
 	// eviction, so a hit costs one atomic load and no map lookup.
@@ -121,6 +135,17 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 	s.modTime = s.modTime.Truncate(time.Second)
 	s.lastModified = []string{s.modTime.UTC().Format(http.TimeFormat)}
 
+	// A manifest from before deploy-time compression names no variants at
+	// all: its files are gzipped on cache fill instead. One that names any
+	// was compressed at deploy time, and what has no variant stays as is.
+	legacyGzip := true
+	for _, mf := range m.Files {
+		if mf.Gzip != nil || mf.Brotli != nil {
+			legacyGzip = false
+			break
+		}
+	}
+
 	var files []*file
 	for p, mf := range m.Files {
 		if configFiles[p] || hiddenPath(p) {
@@ -135,11 +160,18 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 			cacheControl: cacheControlFor(p, t),
 			etag:         []string{`"` + mf.Digest + `"`},
 			length:       []string{strconv.FormatInt(mf.Size, 10)},
-			gzip:         t.compressible && mf.Size >= minGzipSize,
+			gzip:         legacyGzip && t.compressible && mf.Size >= minGzipSize,
 		}
 		if f.gzip {
 			f.etagGzip = []string{`"` + mf.Digest + `-gzip"`}
 		}
+		if mf.Brotli != nil {
+			f.br = variant(f, mf.Brotli, brEncoding, "-br")
+		}
+		if mf.Gzip != nil {
+			f.gz = variant(f, mf.Gzip, gzipEncoding, "-gzip")
+		}
+		f.vary = f.gzip || f.br != nil || f.gz != nil
 		files = append(files, f)
 		s.routes[p] = f
 	}
@@ -205,6 +237,20 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 		s.hdrMemo = map[string]*headerSet{}
 	}
 	return s, nil
+}
+
+// variant describes one of f's compressed variants as a file of its own.
+// Its ETag is f's digest with a suffix, so each encoding has its own
+// validator and a change of content changes them all.
+func variant(f *file, e *libra.Encoded, encoding []string, suffix string) *file {
+	return &file{
+		path:     f.path,
+		digest:   e.Digest,
+		size:     e.Size,
+		etag:     []string{`"` + f.digest + suffix + `"`},
+		length:   []string{strconv.FormatInt(e.Size, 10)},
+		encoding: encoding,
+	}
 }
 
 // indexDir returns the directory route ("" for the root, "docs/" for

@@ -25,6 +25,9 @@ func (ru *run) deploy(ctx context.Context) error {
 	if limit <= 0 {
 		limit = DefaultMaxOutputBytes
 	}
+	// Text files are compressed once, here, on a few workers while the
+	// output is read; their variants join the manifest (see compress.go).
+	comp := newCompressor(ctx, ru.r.Artifacts)
 	put := func(p string, size int64, r io.Reader) error {
 		if skipPublish(p) {
 			return nil
@@ -33,7 +36,7 @@ func (ru *run) deploy(ctx context.Context) error {
 			return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
 				"the output is larger than the %d MiB a deployment may publish (at %s)", limit>>20, p))
 		}
-		digest, size, err := ru.r.Artifacts.Put(ctx, r)
+		digest, size, err := comp.put(p, size, r)
 		if err != nil {
 			return fmt.Errorf("store %s: %w", p, err)
 		}
@@ -47,6 +50,9 @@ func (ru *run) deploy(ctx context.Context) error {
 		err = ru.sandbox.ReadFiles(ctx, ru.outDir, put)
 	} else {
 		err = ru.readFiles(ctx, put)
+	}
+	if cerr := comp.finish(m.Files); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return err
@@ -76,6 +82,9 @@ func (ru *run) deploy(ctx context.Context) error {
 	ru.d.URL = url
 	if ru.r.Published != nil {
 		ru.r.Published(ru.d.ProjectID)
+	}
+	if n, gz, br := comp.stats(); n > 0 {
+		ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("compressed %d files: %d bytes gzip, %d bytes brotli", n, gz, br))
 	}
 	ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("published %d files (%d bytes) at %s", ru.files, ru.bytes, url))
 	return nil
