@@ -33,7 +33,20 @@ type FileOp struct {
 	Type   string `json:"type"`
 	Digest string `json:"digest,omitempty"`
 	Size   int64  `json:"size,omitempty"`
+	// Content holds a small file inline, instead of Digest: it is written
+	// in the same transaction as the deployment that accepts it, so it
+	// needs no durability step of its own (see InlineMaxBytes).
+	Content []byte `json:"content,omitempty"`
 }
+
+// Small files travel inline in the deployment's row rather than through the
+// artifact store: making a blob durable costs a flush of the file system,
+// which limited how many deployments the API could accept. The totals keep
+// the row small.
+const (
+	InlineMaxBytes      = 8 << 10
+	InlineMaxTotalBytes = 256 << 10
+)
 
 // CheckPath rejects any path that could write outside the working directory
 // or that different file systems would read differently.

@@ -285,8 +285,21 @@ func (s *server) storeContents(ctx context.Context, ops []plannedOp) error {
 		firstErr error
 	)
 	sem := make(chan struct{}, putConcurrency)
+	inline := int64(0)
 	for i := range ops {
 		if ops[i].op.Type == libra.OpDelete {
+			continue
+		}
+		if n := ops[i].content.size(); n <= libra.InlineMaxBytes && inline+n <= libra.InlineMaxTotalBytes {
+			inline += n
+			if ops[i].content.isBin {
+				ops[i].op.Content = ops[i].content.binary
+			} else {
+				ops[i].op.Content = []byte(ops[i].content.text)
+			}
+			if ops[i].op.Content == nil {
+				ops[i].op.Content = []byte{} // an empty file is still a file
+			}
 			continue
 		}
 		select {

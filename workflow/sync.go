@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,11 +66,17 @@ func (ru *run) writeFile(ctx context.Context, root *os.Root, op libra.FileOp) er
 			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: cannot create its directory: a file of that name exists", op.Path))
 		}
 	}
-	src, err := ru.r.Artifacts.Open(ctx, op.Digest)
-	if err != nil {
-		return fmt.Errorf("open content of %s: %w", op.Path, err)
+	var src io.Reader
+	if op.Digest == "" {
+		src = bytes.NewReader(op.Content) // a small file, inline
+	} else {
+		rc, err := ru.r.Artifacts.Open(ctx, op.Digest)
+		if err != nil {
+			return fmt.Errorf("open content of %s: %w", op.Path, err)
+		}
+		defer rc.Close()
+		src = rc
 	}
-	defer src.Close()
 	dst, err := root.OpenFile(op.Path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		var pe *fs.PathError
