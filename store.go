@@ -19,6 +19,9 @@ type Store interface {
 
 	CreateProject(ctx context.Context, p Project) error
 	Project(ctx context.Context, id string) (*Project, error)
+	// ListProjects returns every project of an org, ordered by id (byte
+	// order); an empty slice when it has none.
+	ListProjects(ctx context.Context, orgID string) ([]Project, error)
 
 	SetQuota(ctx context.Context, orgID string, limit int) error
 	Quota(ctx context.Context, orgID string, month string) (*Quota, error)

@@ -251,6 +251,7 @@ func (s *server) register(api huma.API) {
 	}, s.createProject)
 
 	s.registerReleases(api)
+	s.registerUsage(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

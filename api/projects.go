@@ -118,21 +118,9 @@ func (s *server) getProject(ctx context.Context, in *projectPath) (*projectDetai
 	if err != nil {
 		return nil, err
 	}
-	var refs []libra.DeploymentRefs
-	if err := s.cfg.Store.EachDeploymentRefs(ctx, p.ID, func(r libra.DeploymentRefs) error {
-		refs = append(refs, r)
-		return nil
-	}); err != nil {
-		return nil, clientError(ctx, "load references", fmt.Errorf("references of %s: %w", p.ID, err))
-	}
-	sizes, err := libra.ReferencedBlobs(ctx, s.cfg.Artifacts, refs, nil)
+	usage, _, err := s.projectUsage(ctx, p.ID)
 	if err != nil {
-		return nil, clientError(ctx, "measure usage", fmt.Errorf("usage of %s: %w", p.ID, err))
-	}
-	usage := ProjectUsage{Deployments: len(refs)}
-	for _, size := range sizes {
-		usage.Files++
-		usage.Bytes += size
+		return nil, err
 	}
 	out := ProjectDetail{ID: p.ID, OrgID: p.OrgID, Name: p.Name, CreatedAt: p.CreatedAt, URL: s.aliasURL(p.ID),
 		Pinned: rel.Pinned, Domains: domains, Usage: usage}

@@ -264,6 +264,7 @@ var endpoints = []string{
 	"GET|POST /projects/{projectId}/domains",
 	"DELETE /projects/{projectId}/domains/{domain}",
 	"DELETE /deployments/{deploymentId}",
+	"GET /usage",
 	"GET /health",
 	"GET /openapi.json",
 	"GET /docs",

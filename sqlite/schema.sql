@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS projects (
   -- moves current_deployment back but leaves this mark where it is.
   current_seq INTEGER
 );
+CREATE INDEX IF NOT EXISTS projects_org ON projects(org_id, id);
 
 CREATE TABLE IF NOT EXISTS quotas (
   org_id        TEXT PRIMARY KEY,

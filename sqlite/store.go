@@ -79,6 +79,32 @@ func (db *DB) Project(ctx context.Context, id string) (*libra.Project, error) {
 	return &p, nil
 }
 
+// ListProjects returns an org's projects, ordered by id.
+func (db *DB) ListProjects(ctx context.Context, orgID string) ([]libra.Project, error) {
+	rows, err := db.readRows(ctx,
+		`SELECT id, org_id, name, created_at, current_deployment FROM projects WHERE org_id = ? ORDER BY id`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("select projects: %w", err)
+	}
+	defer rows.Close()
+	out := []libra.Project{}
+	for rows.Next() {
+		var p libra.Project
+		var created int64
+		var current sql.NullString
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Name, &created, &current); err != nil {
+			return nil, fmt.Errorf("scan project: %w", err)
+		}
+		p.CreatedAt = fromMicros(created)
+		p.Current = current.String
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select projects: %w", err)
+	}
+	return out, nil
+}
+
 // SetQuota sets an org's monthly limit; a negative limit removes it.
 func (db *DB) SetQuota(ctx context.Context, orgID string, limit int) error {
 	var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,58 @@ func TestConcurrentCreatesRespectQuota(t *testing.T) {
 	}
 	if ok != 37 || refused != 63 {
 		t.Fatalf("%d accepted, %d refused; want 37 and 63", ok, refused)
+	}
+}
+
+// ListProjects lists one org's projects, by id in byte order, whether or not
+// they have deployments.
+func TestListProjects(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	for _, p := range []libra.Project{
+		{ID: "zeta", OrgID: "o1", Name: "Z"},
+		{ID: "Alpha", OrgID: "o1", Name: "A"},
+		{ID: "other", OrgID: "o2", Name: "O"},
+		{ID: "beta", OrgID: "o1", Name: "B"},
+	} {
+		p.CreatedAt = libra.Now()
+		if err := db.CreateProject(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := newDeployment("beta", "o1")
+	if err := db.CreateDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Publish(ctx, d.ID, "sha256:m", "http://x/"); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := db.ListProjects(ctx, "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range got {
+		ids = append(ids, p.ID)
+		if p.OrgID != "o1" || p.CreatedAt.IsZero() {
+			t.Errorf("project %+v", p)
+		}
+		if want := map[string]string{"beta": d.ID}[p.ID]; p.Current != want {
+			t.Errorf("%s current = %q, want %q", p.ID, p.Current, want)
+		}
+	}
+	if strings.Join(ids, ",") != "Alpha,beta,zeta" {
+		t.Fatalf("o1 projects %v, want Alpha,beta,zeta", ids)
+	}
+	if got[0].Name != "A" {
+		t.Errorf("name %q", got[0].Name)
+	}
+	if got, err := db.ListProjects(ctx, "o2"); err != nil || len(got) != 1 || got[0].ID != "other" {
+		t.Fatalf("o2 projects %+v, %v", got, err)
+	}
+	none, err := db.ListProjects(ctx, "nobody")
+	if err != nil || none == nil || len(none) != 0 {
+		t.Fatalf("org without projects: %#v, %v; want an empty slice", none, err)
 	}
 }
