@@ -29,6 +29,7 @@ bench: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheckPath -fuzztime 30s .
 	$(GO) test -run '^$$' -fuzz FuzzCheckDomain -fuzztime 30s .
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/http1
 
 clean:
 	rm -rf bin data

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type config struct {
 	CORSOrigins     []string
 	RateLimit       float64
 	RateBurst       int
+	// FastPath serves plain GETs of sites on a loop of its own rather than
+	// through net/http (internal/http1).
+	FastPath bool
 
 	// Builds: the sandbox's limits and the build's timeouts.
 	SandboxMemoryMB   int
@@ -104,6 +108,7 @@ func loadConfig() *config {
 		SitesScheme:     env("SITES_SCHEME", "http"),
 		RateLimit:       envFloat("RATE_LIMIT_RPS", 10),
 		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
+		FastPath:        !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("SITE_FAST_PATH", "on"))),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
 
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),

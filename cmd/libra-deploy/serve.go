@@ -20,6 +20,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/api"
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
+	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/sitehost"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
@@ -159,10 +160,19 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	srv := &http1.Server{
+		HTTP: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		// Plain GETs of published sites take the fast loop; the API, ACME
+		// challenges and everything unusual stay on net/http.
+		Fast: func(r *http.Request) bool {
+			return !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") && sites.IsSiteHost(r.Host)
+		},
+		Disabled: !c.FastPath,
+		Logger:   logger,
 	}
 
 	if err := q.Start(ctx); err != nil {

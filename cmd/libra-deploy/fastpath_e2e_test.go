@@ -1,0 +1,133 @@
+package main_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSiteFastPathMatchesNetHTTP: plain GETs of sites take the fast loop
+// (internal/http1), everything else net/http. Each request here is sent
+// twice to the real binary: as it is, and with "Content-Length: 0", which
+// means the same to HTTP but sends the connection to net/http. The two
+// responses must match field for field (Date aside), over a site with
+// every serving feature: pretty URLs, 404.html, _headers, _redirects,
+// compressed variants, validators and ranges.
+func TestSiteFastPathMatchesNetHTTP(t *testing.T) {
+	s := startServer(t)
+	tok := s.setup("acme", "fast")
+	s.admin("project", "create", "--org", "acme", "--id", "spa")
+	script := strings.Repeat("export const answer = 42; // padding so that compression pays\n", 60)
+	id := s.deployWait(tok, site("acme", "fast", map[string]string{
+		"index.html":               "<h1>home</h1>",
+		"about.html":               "<h1>about</h1>",
+		"docs/index.html":          "<h1>docs</h1>",
+		"assets/app-3f9a1c2b.js":   script,
+		"style.css":                "body { color: red }",
+		"404.html":                 "<h1>not here</h1>",
+		"_headers":                 "/assets/*\n  X-Asset: yes\n/about\n  X-Frame-Options: DENY\n",
+		"_redirects":               "/old /about 301\n/blog/* /posts/:splat 302\n/rewrite /about.html 200\n",
+		"images/pixel.svg":         "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+		"data/empty.json":          "",
+		"weird name/file (1).html": "<p>spaces</p>",
+	}), "completed")
+	s.deployWait(tok, site("acme", "spa", map[string]string{
+		"index.html":     "<div id=app></div>",
+		"wrangler.jsonc": `{"assets": {"not_found_handling": "single-page-application"}}`,
+	}), "completed")
+
+	addr := strings.TrimPrefix(s.url, "http://")
+	hosts := []string{"fast.localhost", id + ".localhost", "spa.localhost", "nothing.localhost"}
+	paths := []string{"/", "/index.html", "/about", "/about/", "/about.html", "/docs", "/docs/", "/docs/index.html",
+		"/assets/app-3f9a1c2b.js", "/style.css", "/images/pixel.svg", "/data/empty.json", "/missing", "/missing.js",
+		"/old", "/blog/a/b", "/rewrite", "/_headers", "/_redirects", "/?q=1", "/about?x=1&y", "/weird%20name/file%20(1).html",
+		"/dashboard/settings"}
+	variants := []struct {
+		name    string
+		method  string
+		headers func(first http.Header) string
+	}{
+		{"plain", "GET", func(http.Header) string { return "" }},
+		{"head", "HEAD", func(http.Header) string { return "" }},
+		{"gzip and br", "GET", func(http.Header) string { return "Accept-Encoding: gzip, deflate, br\r\n" }},
+		{"gzip", "GET", func(http.Header) string { return "Accept-Encoding: gzip\r\n" }},
+		{"navigate", "GET", func(http.Header) string { return "Sec-Fetch-Mode: navigate\r\n" }},
+		{"etag", "GET", func(h http.Header) string { return "If-None-Match: " + h.Get("Etag") + "\r\n" }},
+		{"modified since", "GET", func(h http.Header) string { return "If-Modified-Since: " + h.Get("Last-Modified") + "\r\n" }},
+		{"range", "GET", func(http.Header) string { return "Range: bytes=2-5\r\n" }},
+	}
+	compared, fastShaped := 0, 0
+	for _, host := range hosts {
+		for _, p := range paths {
+			first := rawExchange(t, addr, "GET", host, p, "", false)
+			for _, v := range variants {
+				extra := v.headers(first.header)
+				got := rawExchange(t, addr, v.method, host, p, extra, false)
+				want := rawExchange(t, addr, v.method, host, p, extra, true)
+				if got.text != want.text {
+					t.Errorf("%s %s%s (%s): fast loop and net/http differ\nfast loop:\n%s\nnet/http:\n%s",
+						v.method, host, p, v.name, got.text, want.text)
+				}
+				compared++
+				if !strings.Contains(p, "%") {
+					fastShaped++
+				}
+			}
+		}
+	}
+	if compared < 500 || fastShaped < 400 {
+		t.Fatalf("compared %d responses (%d of fast-loop shape): too few to mean anything", compared, fastShaped)
+	}
+}
+
+type rawResponse struct {
+	header http.Header
+	text   string // status, sorted fields without Date, body
+}
+
+// rawExchange sends one request on a new connection and reads the response.
+// viaNetHTTP adds "Content-Length: 0", which the fast loop leaves to net/http.
+func rawExchange(t *testing.T, addr, method, host, path, extra string, viaNetHTTP bool) rawResponse {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra
+	if viaNetHTTP {
+		req += "Content-Length: 0\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s%s: %v", method, host, path, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s%s: body: %v", method, host, path, err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s length=%d chunked=%v close=%v\n", resp.Status, resp.ContentLength, resp.TransferEncoding, resp.Close)
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range resp.Header {
+			if k != "Date" && !yield(k) {
+				return
+			}
+		}
+	})
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%s: %q\n", k, resp.Header[k])
+	}
+	fmt.Fprintf(&sb, "body (%d bytes): %.120q", len(body), body)
+	return rawResponse{header: resp.Header, text: sb.String()}
+}
