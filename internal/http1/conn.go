@@ -20,7 +20,8 @@ type conn struct {
 
 	// out collects responses until there is nothing more to read at once,
 	// so pipelined requests get one write.
-	out []byte
+	out  []byte
+	outp *[]byte // the pool's handle on out
 
 	rq *request
 	rw response
@@ -171,19 +172,20 @@ func (c *conn) flush() error {
 // buffer returns the output buffer, taking one from the pool when the
 // connection holds none: an idle connection keeps only its read buffer.
 func (c *conn) buffer() []byte {
-	if c.out == nil {
-		c.out = (*outPool.Get().(*[]byte))[:0]
+	if c.outp == nil {
+		c.outp = outPool.Get().(*[]byte)
+		c.out = (*c.outp)[:0]
 	}
 	return c.out
 }
 
 func (c *conn) releaseOut() {
-	if c.out != nil && len(c.out) == 0 {
+	if c.outp != nil && len(c.out) == 0 {
 		if cap(c.out) <= 64<<10 {
-			b := c.out
-			outPool.Put(&b)
+			*c.outp = c.out
+			outPool.Put(c.outp)
 		}
-		c.out = nil
+		c.out, c.outp = nil, nil
 	}
 }
 
