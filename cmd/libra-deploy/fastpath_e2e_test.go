@@ -1,15 +1,11 @@
 package main_test
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/http1/wiretest"
 )
 
 // TestSiteFastPathMatchesNetHTTP: plain GETs of sites take the fast loop
@@ -67,12 +63,12 @@ func TestSiteFastPathMatchesNetHTTP(t *testing.T) {
 		for _, p := range paths {
 			first := rawExchange(t, addr, "GET", host, p, "", false)
 			for _, v := range variants {
-				extra := v.headers(first.header)
+				extra := v.headers(first.Header)
 				got := rawExchange(t, addr, v.method, host, p, extra, false)
 				want := rawExchange(t, addr, v.method, host, p, extra, true)
-				if got.text != want.text {
+				if got.Text != want.Text {
 					t.Errorf("%s %s%s (%s): fast loop and net/http differ\nfast loop:\n%s\nnet/http:\n%s",
-						v.method, host, p, v.name, got.text, want.text)
+						v.method, host, p, v.name, got.Text, want.Text)
 				}
 				compared++
 				if !strings.Contains(p, "%") {
@@ -86,48 +82,17 @@ func TestSiteFastPathMatchesNetHTTP(t *testing.T) {
 	}
 }
 
-type rawResponse struct {
-	header http.Header
-	text   string // status, sorted fields without Date, body
-}
-
 // rawExchange sends one request on a new connection and reads the response.
 // viaNetHTTP adds "Content-Length: 0", which the fast loop leaves to net/http.
-func rawExchange(t *testing.T, addr, method, host, path, extra string, viaNetHTTP bool) rawResponse {
+func rawExchange(t *testing.T, addr, method, host, path, extra string, viaNetHTTP bool) wiretest.Response {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	req := method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra
 	if viaNetHTTP {
 		req += "Content-Length: 0\r\n"
 	}
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		t.Fatal(err)
+	resps, err := wiretest.Exchange(addr, req+"\r\n", method)
+	if err != nil || len(resps) != 1 || resps[0].Header == nil {
+		t.Fatalf("%s %s%s: %v %v", method, host, path, err, resps)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	if err != nil {
-		t.Fatalf("%s %s%s: %v", method, host, path, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s%s: body: %v", method, host, path, err)
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%s length=%d chunked=%v close=%v\n", resp.Status, resp.ContentLength, resp.TransferEncoding, resp.Close)
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range resp.Header {
-			if k != "Date" && !yield(k) {
-				return
-			}
-		}
-	})
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "%s: %q\n", k, resp.Header[k])
-	}
-	fmt.Fprintf(&sb, "body (%d bytes): %.120q", len(body), body)
-	return rawResponse{header: resp.Header, text: sb.String()}
+	return resps[0]
 }

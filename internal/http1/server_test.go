@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/http1/wiretest"
 )
 
 // testHandler answers by path, covering what a handler may do with a
@@ -139,68 +141,16 @@ func startPair(t *testing.T, h http.Handler, fast func(*http.Request) bool) (pla
 }
 
 // exchange sends raw on a new connection, half-closes it, and returns the
-// responses read until the server closes, each with its Date removed.
+// responses read until the server closes, described by wiretest.
 func exchange(t *testing.T, addr, raw string) []string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	resps, err := wiretest.Exchange(addr, raw, requestMethods(raw)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.TCPConn).CloseWrite()
-	all, err := io.ReadAll(c)
-	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
-		t.Fatalf("read: %v", err)
-	}
-	return describe(t, all, raw)
-}
-
-// describe splits a byte stream of responses into readable summaries:
-// status, header fields in order of name except Date, and body.
-func describe(t *testing.T, all []byte, raw string) []string {
-	t.Helper()
 	var out []string
-	br := bufio.NewReader(bytes.NewReader(all))
-	for _, method := range requestMethods(raw) {
-		if _, err := br.Peek(1); err != nil {
-			break
-		}
-		resp, err := http.ReadResponse(br, &http.Request{Method: method})
-		if err != nil {
-			out = append(out, "unreadable response: "+err.Error())
-			break
-		}
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			out = append(out, "unreadable body: "+err.Error())
-			break
-		}
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "%s te=%v cl=%d close=%v\n", resp.Status, resp.TransferEncoding, resp.ContentLength, resp.Close)
-		keys := make([]string, 0, len(resp.Header))
-		for k := range resp.Header {
-			if k != "Date" {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&sb, "%s: %q\n", k, resp.Header[k])
-		}
-		if d := resp.Header.Get("Date"); d == "" {
-			sb.WriteString("no Date\n")
-		} else if _, err := http.ParseTime(d); err != nil {
-			fmt.Fprintf(&sb, "bad Date %q\n", d)
-		}
-		fmt.Fprintf(&sb, "body %d bytes: %.200q", len(body), body)
-		out = append(out, sb.String())
-	}
-	if rest, _ := io.ReadAll(br); len(rest) > 0 {
-		out = append(out, fmt.Sprintf("trailing bytes: %.200q", rest))
+	for _, r := range resps {
+		out = append(out, r.Text)
 	}
 	return out
 }
