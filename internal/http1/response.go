@@ -2,6 +2,7 @@ package http1
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -125,6 +126,46 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// ReadFrom sends a declared body from src with the connection's own
+// ReadFrom, so that a large file that the site host streams from disk goes
+// out by sendfile, as it would through net/http.
+func (w *response) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	_, haveType := w.hdr["Content-Type"]
+	rf, ok := w.c.rwc.(io.ReaderFrom)
+	if !ok || w.head || w.chunked || w.declared < 0 || !haveType || !bodyAllowed(w.status) {
+		return io.Copy(writerOnly{w}, src)
+	}
+	if !w.sent {
+		w.writeHeader(nil, -1)
+	}
+	if err := w.c.flush(); err != nil {
+		w.closeAfter = true
+		return 0, err
+	}
+	w.mark = 0
+	// One LimitedReader around the file, not two, or the connection
+	// cannot see the file to sendfile it (http.ServeContent passes one).
+	lr := &io.LimitedReader{R: src, N: w.declared - w.written}
+	if in, ok := src.(*io.LimitedReader); ok {
+		lr.R, lr.N = in.R, min(in.N, lr.N)
+	}
+	n, err := rf.ReadFrom(lr)
+	if in, ok := src.(*io.LimitedReader); ok {
+		in.N -= n
+	}
+	w.written += n
+	if err != nil {
+		w.closeAfter = true
+	}
+	return n, err
+}
+
+// writerOnly hides ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
 
 // append adds body bytes to the output. Large ones go straight to the
 // connection after what is pending, in one writev, rather than being

@@ -10,6 +10,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -82,6 +84,19 @@ func testHandler() http.Handler {
 			w.Write(largeBody[i:min(i+7000, len(largeBody))])
 		}
 	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(largeFile)
+		if err != nil {
+			panic(err)
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", fmt.Sprint(len(largeBody)))
+		w.WriteHeader(http.StatusOK)
+		if n, err := io.Copy(w, f); n != int64(len(largeBody)) || err != nil {
+			panic(fmt.Sprintf("copied %d bytes: %v", n, err))
+		}
+	})
 	mux.HandleFunc("/short", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "10")
 		io.WriteString(w, "12345")
@@ -117,6 +132,24 @@ func testHandler() http.Handler {
 }
 
 var largeBody = bytes.Repeat([]byte("0123456789abcdef"), 9000) // 144,000 bytes
+
+// largeFile holds largeBody, for a handler that copies a file as the site
+// host does for files too large for its cache.
+var largeFile string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "http1-test-")
+	if err != nil {
+		panic(err)
+	}
+	largeFile = filepath.Join(dir, "large.bin")
+	if err := os.WriteFile(largeFile, largeBody, 0o644); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // startPair serves h from a net/http server and from a Server in front of
 // one, both on loopback, and returns their addresses.
@@ -226,6 +259,8 @@ func TestSameAsNetHTTP(t *testing.T) {
 		"no content":           get("/nocontent") + get("/small"),
 		"large":                get("/large") + get("/small"),
 		"large without length": get("/large-nolength") + get("/small"),
+		"file":                 get("/small") + get("/file") + get("/small"),
+		"head file":            "HEAD /file HTTP/1.1\r\nHost: example.test\r\n\r\n" + get("/small"),
 		"head large":           "HEAD /large-nolength HTTP/1.1\r\nHost: example.test\r\n\r\n" + get("/small"),
 		"short body":           get("/short") + get("/small"),
 		"overlong write":       get("/toolong") + get("/small"),

@@ -7,6 +7,7 @@ package wiretest
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,8 @@ import (
 type Response struct {
 	Header http.Header
 	// Text is the status, the framing, every field but Date in order of
-	// name, whether Date is valid, and the body (cut at 200 bytes).
+	// name, whether Date is valid, and the body (its digest and its first
+	// 200 bytes).
 	Text string
 }
 
@@ -82,7 +84,7 @@ func Describe(all []byte, methods []string) []Response {
 		} else if _, err := http.ParseTime(d); err != nil {
 			fmt.Fprintf(&sb, "bad Date %q\n", d)
 		}
-		fmt.Fprintf(&sb, "body %d bytes: %.200q", len(body), body)
+		fmt.Fprintf(&sb, "body %d bytes, sha256 %x: %.200q", len(body), sha256.Sum256(body), body)
 		out = append(out, Response{Header: resp.Header, Text: sb.String()})
 	}
 	if rest, _ := io.ReadAll(br); len(rest) > 0 {
