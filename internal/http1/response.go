@@ -32,12 +32,14 @@ type response struct {
 
 	head        bool
 	status      int
-	wroteHeader bool  // the status is fixed
-	sent        bool  // the header is in c.out
+	wroteHeader bool  // the status and the handler's fields are in c.out
+	sent        bool  // so is the rest of the header
 	declared    int64 // the handler's Content-Length, or -1
 	written     int64 // body bytes the handler wrote
 	chunked     bool
 	closeAfter  bool
+	sniff       bool // no Content-Type or Content-Encoding: sniff the body
+	dated       bool // the handler set Date
 	// mark is where this response starts in c.out: after a panic, what
 	// follows it is dropped rather than sent half made.
 	mark int
@@ -75,9 +77,10 @@ func (w *response) WriteHeader(code int) {
 			delete(w.hdr, "Content-Length")
 		}
 	}
-	if v := w.hdr["Connection"]; len(v) > 0 && hasToken(v[0], "close") {
+	if v := w.hdr["Connection"]; len(v) > 0 && hasToken(v[0], "close") || w.c.srv.shutting.Load() {
 		w.closeAfter = true
 	}
+	w.startHeader()
 }
 
 func (w *response) Write(p []byte) (int, error) {
@@ -104,7 +107,7 @@ func (w *response) Write(p []byte) (int, error) {
 			w.append(p)
 		}
 	case w.declared >= 0:
-		w.writeHeader(p, -1)
+		w.endHeader(p, -1)
 		if !w.head {
 			w.append(p)
 		}
@@ -119,7 +122,7 @@ func (w *response) Write(p []byte) (int, error) {
 		if len(w.body) > maxHeld {
 			// Too much to hold: sent in chunks, as net/http does.
 			w.chunked = true
-			w.writeHeader(w.body, -1)
+			w.endHeader(w.body, -1)
 			w.appendChunk(w.body)
 			w.body = w.body[:0]
 		}
@@ -140,7 +143,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 		return io.Copy(writerOnly{w}, src)
 	}
 	if !w.sent {
-		w.writeHeader(nil, -1)
+		w.endHeader(nil, -1)
 	}
 	if err := w.c.flush(); err != nil {
 		w.closeAfter = true
@@ -202,14 +205,14 @@ func (w *response) finish() bool {
 	}
 	if !w.sent {
 		if w.declared >= 0 {
-			w.writeHeader(w.body, -1)
+			w.endHeader(w.body, -1)
 		} else {
 			// The whole body is at hand: its length is known.
 			n := w.written
 			if !bodyAllowed(w.status) || w.head && (n == 0 || n > maxHeld) {
 				n = -1
 			}
-			w.writeHeader(w.body, n)
+			w.endHeader(w.body, n)
 			if !w.head {
 				w.append(w.body)
 			}
@@ -223,24 +226,18 @@ func (w *response) finish() bool {
 	return !w.closeAfter
 }
 
-// writeHeader puts the status line and the header in c.out. first is the
-// start of the body, for sniffing; contentLength, when not negative, the
-// length to add for a body the handler gave none.
-func (w *response) writeHeader(first []byte, contentLength int64) {
-	w.sent = true
+// startHeader puts the status line and the handler's fields in c.out.
+// Like net/http, which copies them at WriteHeader, it ignores changes made
+// after. endHeader adds what depends on the body.
+func (w *response) startHeader() {
 	b := appendStatusLine(w.c.buffer(), w.status)
 	h := w.hdr
-	if w.c.srv.shutting.Load() {
-		w.closeAfter = true
-	}
-
-	var contentType string
 	if bodyAllowed(w.status) {
 		_, haveType := h["Content-Type"]
-		if ce := h["Content-Encoding"]; !haveType && (len(ce) == 0 || ce[0] == "") && len(first) > 0 {
-			contentType = http.DetectContentType(first)
-		}
+		ce := h["Content-Encoding"]
+		w.sniff = !haveType && (len(ce) == 0 || ce[0] == "")
 	}
+	_, w.dated = h["Date"]
 	w.keys = w.keys[:0]
 	for k := range h {
 		if suppressed(w.status, k) || k == "Connection" && w.closeAfter {
@@ -260,7 +257,16 @@ func (w *response) writeHeader(first []byte, contentLength int64) {
 			b = append(b, "\r\n"...)
 		}
 	}
-	if _, ok := h["Date"]; !ok {
+	w.c.out = b
+}
+
+// endHeader completes the header: Date, then, for a body the handler gave
+// no length or type, contentLength (when not negative) and the type sniffed
+// from first, its start.
+func (w *response) endHeader(first []byte, contentLength int64) {
+	w.sent = true
+	b := w.c.buffer()
+	if !w.dated {
 		b = appendDate(b, time.Now())
 	}
 	if contentLength >= 0 {
@@ -268,9 +274,9 @@ func (w *response) writeHeader(first []byte, contentLength int64) {
 		b = strconv.AppendInt(b, contentLength, 10)
 		b = append(b, "\r\n"...)
 	}
-	if contentType != "" {
+	if w.sniff && len(first) > 0 {
 		b = append(b, "Content-Type: "...)
-		b = append(b, contentType...)
+		b = append(b, http.DetectContentType(first)...)
 		b = append(b, "\r\n"...)
 	}
 	if w.closeAfter {

@@ -120,6 +120,13 @@ func testHandler() http.Handler {
 		h["Date"] = []string{"Mon, 02 Jan 2006 15:04:05 GMT"}
 		io.WriteString(w, "ok")
 	})
+	mux.HandleFunc("/late", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Early", "sent")
+		w.WriteHeader(http.StatusAccepted)
+		w.Header().Set("X-Late", "not sent")
+		w.Header().Del("X-Early")
+		io.WriteString(w, "late fields")
+	})
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(599)
 		io.WriteString(w, "odd status")
@@ -267,6 +274,7 @@ func TestSameAsNetHTTP(t *testing.T) {
 		"handler closes":       get("/close") + get("/small"),
 		"header values":        get("/headers"),
 		"odd status":           get("/status"),
+		"fields after status":  get("/late") + "HEAD /late HTTP/1.1\r\nHost: example.test\r\n\r\n",
 		"not found":            get("/nothing"),
 		"incomplete":           "GET /small HTTP/1.1\r\nHost: exa",
 	}
