@@ -24,7 +24,8 @@ test: docs
 	$(GO) test -count=1 -p 1 -timeout 25m ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/libra-deploy ./sitehost ./internal/http1
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/libra-deploy ./sitehost
+	$(GO) test -run '^$$' -bench . ./internal/http1
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheckPath -fuzztime 30s .
