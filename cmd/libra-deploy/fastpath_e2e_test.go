@@ -87,6 +87,7 @@ func TestSiteFastPathMatchesNetHTTP(t *testing.T) {
 	if compared < 500 || fastShaped < 400 {
 		t.Fatalf("compared %d responses (%d of fast-loop shape): too few to mean anything", compared, fastShaped)
 	}
+	t.Logf("%d requests answered alike by the fast loop and net/http (%d of them fast-loop shaped)", compared, fastShaped)
 }
 
 // rawExchange sends one request on a new connection and reads the response.
