@@ -151,6 +151,21 @@ func decodeContent(s, encoding string) (fileContent, error) {
 	return fileContent{}, fmt.Errorf("unknown encoding %q", encoding)
 }
 
+// content decodes a file's content and checks its size, reporting what is
+// wrong against field. ok is false when it reported something.
+func (p *problems) content(field, s, encoding string) (c fileContent, ok bool) {
+	c, err := decodeContent(s, encoding)
+	if err != nil {
+		p.invalid(field, "%v", err)
+		return c, false
+	}
+	if c.size() > libra.MaxFileBytes {
+		p.large(field, "file is %d bytes; the limit is %d", c.size(), libra.MaxFileBytes)
+		return c, false
+	}
+	return c, true
+}
+
 // plannedOp is a libra.FileOp whose content is not stored yet.
 type plannedOp struct {
 	op      libra.FileOp
@@ -198,13 +213,8 @@ func (s *server) checkDeploy(req *DeployRequest) ([]plannedOp, string, *ErrorRes
 			continue
 		}
 		seen[f.Path] = i
-		c, err := decodeContent(f.Content, f.Encoding)
-		if err != nil {
-			p.invalid(field+".content", "%v", err)
-			continue
-		}
-		if c.size() > libra.MaxFileBytes {
-			p.large(field+".content", "file is %d bytes; the limit is %d", c.size(), libra.MaxFileBytes)
+		c, ok := p.content(field+".content", f.Content, f.Encoding)
+		if !ok {
 			continue
 		}
 		ops = append(ops, plannedOp{op: libra.FileOp{Path: f.Path, Type: libra.OpCreate, Size: c.size()}, content: c})
@@ -248,13 +258,8 @@ func (s *server) checkDeploy(req *DeployRequest) ([]plannedOp, string, *ErrorRes
 					p.invalid(field+".modified", "is required for a %s", d.Type)
 					continue
 				}
-				c, err := decodeContent(*d.Modified, d.Encoding)
-				if err != nil {
-					p.invalid(field+".modified", "%v", err)
-					continue
-				}
-				if c.size() > libra.MaxFileBytes {
-					p.large(field+".modified", "file is %d bytes; the limit is %d", c.size(), libra.MaxFileBytes)
+				c, ok := p.content(field+".modified", *d.Modified, d.Encoding)
+				if !ok {
 					continue
 				}
 				ops = append(ops, plannedOp{op: libra.FileOp{Path: d.Path, Type: d.Type, Size: c.size()}, content: c})

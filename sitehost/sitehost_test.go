@@ -115,22 +115,11 @@ func newEnv(t *testing.T, cfg Config) *env {
 // publish stores files and their manifest, and registers a deployment.
 func (e *env) publish(files map[string]string) (id string) {
 	e.t.Helper()
-	ctx := context.Background()
-	m := libra.Manifest{Files: map[string]libra.ManifestFile{}}
+	plain := make(map[string]encodedFile, len(files))
 	for p, content := range files {
-		d, n, err := e.store.Put(ctx, strings.NewReader(content))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		m.Files[p] = libra.ManifestFile{Digest: d, Size: n}
+		plain[p] = encodedFile{content: content}
 	}
-	man, err := libra.PutManifest(ctx, e.store, m)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	id = libra.NewDeploymentID()
-	e.res.set(func(r *memResolver) { r.deployments[id] = man })
-	return id
+	return e.publishEncoded(plain)
 }
 
 type resp struct {

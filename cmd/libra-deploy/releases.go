@@ -91,6 +91,21 @@ func (g *gcConfig) collector(store libra.ReleaseStore, artifacts *artifactfs.Sto
 	}
 }
 
+// openCollector opens the data directory's state and artifacts for a
+// command that runs outside serve; closeState releases them.
+func (g *gcConfig) openCollector(ctx context.Context, c *config) (col *gc.Collector, closeState func(), err error) {
+	db, _, err := openState(ctx, c, nil, quietLogger())
+	if err != nil {
+		return nil, nil, err
+	}
+	artifacts, err := artifactfs.New(c.artifactsDir())
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return g.collector(db, artifacts, quietLogger()), func() { db.Close() }, nil
+}
+
 // startGC runs collection every g.Interval inside serve. removed is told of
 // each deployment that retention deleted. The returned function stops the
 // loop and waits for a pass in progress, so that the database outlives it.
@@ -132,16 +147,12 @@ func runGC(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := g.validate(c.Timeout); err != nil {
 		return err
 	}
-	db, _, err := openState(ctx, c, nil, quietLogger())
+	col, closeState, err := g.openCollector(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	artifacts, err := artifactfs.New(c.artifactsDir())
-	if err != nil {
-		return err
-	}
-	rep, err := g.collector(db, artifacts, quietLogger()).Collect(ctx, *dryRun)
+	defer closeState()
+	rep, err := col.Collect(ctx, *dryRun)
 	if err != nil {
 		if rep != nil && len(rep.Pruned) > 0 && !*dryRun {
 			fmt.Fprintf(stdout, "pruned %d deployments before the failure\n", len(rep.Pruned))
@@ -187,17 +198,12 @@ func runDisk(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, _, err := openState(ctx, c, nil, quietLogger())
+	col, closeState, err := (&gcConfig{}).openCollector(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	artifacts, err := artifactfs.New(c.artifactsDir())
-	if err != nil {
-		return err
-	}
-	g := &gcConfig{}
-	u, err := g.collector(db, artifacts, quietLogger()).Usage(ctx)
+	defer closeState()
+	u, err := col.Usage(ctx)
 	if err != nil {
 		return err
 	}
