@@ -91,6 +91,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("apply schema: %w", err)
 	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("migrate %s: %w", opts.Path, err)
+	}
 	// The database holds token hashes and every deployment's input: only
 	// the service may read it.
 	for _, p := range []string{opts.Path, opts.Path + "-wal", opts.Path + "-shm"} {
