@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
+	"golang.org/x/sys/unix"
 )
 
 // Cache is the build cache on local disk, one directory per org:
@@ -403,16 +407,22 @@ func (c *Cache) evict(modules string) error {
 // them), and regular files hard-linked when link is set, copied otherwise
 // or when linking fails. Sockets, pipes and devices are skipped: a package
 // has no business shipping one.
+//
+// src was written by a project's install scripts, whose processes may
+// still be changing it: the walk stays inside src (os.Root), and every file
+// is opened through buildfile and linked or copied from that descriptor,
+// so that what is saved is exactly the regular file that was checked.
 func copyTree(src, dst string, link bool) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
+		target := filepath.Join(dst, filepath.FromSlash(rel))
 		switch {
 		case d.IsDir():
 			info, err := d.Info()
@@ -424,41 +434,49 @@ func copyTree(src, dst string, link bool) error {
 			}
 			return os.Chmod(target, info.Mode().Perm()|0o700)
 		case d.Type()&fs.ModeSymlink != 0:
-			to, err := os.Readlink(p)
+			to, err := root.Readlink(rel)
 			if err != nil {
 				return err
 			}
 			return os.Symlink(to, target)
 		case d.Type().IsRegular():
-			if link && os.Link(p, target) == nil {
-				// The saved file is the project's file (one inode). Make
-				// it the service's and read-only, so that nothing the
-				// build runs afterwards, as the build uid, can write into
-				// the org's cache through it; it may still replace or
-				// delete its own name for it.
-				return freeze(target)
-			}
-			return copyFile(p, target)
+			return copyRegular(src, rel, target, link)
 		}
 		return nil
 	})
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// copyRegular links or copies src/rel to target. A file that is no longer a
+// regular file (swapped since it was listed) is skipped.
+func copyRegular(src, rel, target string, link bool) error {
+	f, err := buildfile.Open(context.Background(), src, rel, -1)
+	if errors.Is(err, buildfile.ErrNotRegular) || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	info, err := in.Stat()
+	defer f.Close()
+	// Linking the open descriptor (through /proc, which needs no
+	// capability) links the very inode checked above, never what the
+	// name points to now.
+	fdPath := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	if link && unix.Linkat(unix.AT_FDCWD, fdPath, unix.AT_FDCWD, target, unix.AT_SYMLINK_FOLLOW) == nil {
+		// The saved file is the project's file (one inode). Make it the
+		// service's and read-only, so that nothing the build runs
+		// afterwards, as the build uid, can write into the org's cache
+		// through it; it may still replace or delete its own name for it.
+		return freeze(target)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(f.Fd(), &st); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(st.Mode&0o777))
 	if err != nil {
 		return err
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, info.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
+	if _, err := io.Copy(out, f); err != nil {
 		out.Close()
 		return err
 	}

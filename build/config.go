@@ -1,17 +1,15 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 )
 
 // wranglerFiles are the Cloudflare config files we read, in the order we
@@ -144,49 +142,29 @@ func projectError(format string, args ...any) error {
 	return libra.Permanent(libra.Errorf(libra.CodeBuildFailed, format, args...))
 }
 
-// isRegular reports whether dir/name is a regular file. Symbolic links count
-// as absent: a project's config must be its own file, never a link to one
-// of the host's.
+// isRegular reports whether dir/name is a regular file. Symbolic links, at
+// any component, count as absent: a project's config must be its own file,
+// never a link to one of the host's.
 func isRegular(dir, name string) (bool, error) {
-	fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name)))
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return fi.Mode().IsRegular(), nil
+	return buildfile.IsRegular(dir, name)
 }
 
 // readProjectFile reads dir/name whole, up to limit bytes. ok is false when
-// the file does not exist. A file that is not a regular file, or is larger
-// than limit, is the project's error.
+// the file does not exist. A file that is not a regular file (or is reached
+// through a link), or is larger than limit, is the project's error. Project
+// files may have been written by the project's own scripts, so they are
+// read through buildfile, which never blocks on a FIFO nor follows a link.
 func readProjectFile(dir, name string, limit int64) (data []byte, ok bool, err error) {
-	full := filepath.Join(dir, filepath.FromSlash(name))
-	fi, err := os.Lstat(full)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err = buildfile.ReadFile(context.Background(), dir, name, limit)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if !fi.Mode().IsRegular() {
+	case errors.Is(err, buildfile.ErrNotRegular):
 		return nil, false, projectError("%s is not a regular file", name)
-	}
-	if fi.Size() > limit {
-		return nil, false, projectError("%s is too large (%d bytes, at most %d)", name, fi.Size(), limit)
-	}
-	f, err := os.Open(full)
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	data, err = io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if int64(len(data)) > limit {
+	case errors.Is(err, buildfile.ErrTooLarge):
 		return nil, false, projectError("%s is too large (at most %d bytes)", name, limit)
+	case err != nil:
+		return nil, false, err
 	}
 	return data, true, nil
 }

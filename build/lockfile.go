@@ -3,15 +3,16 @@ package build
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 )
 
 // lockfiles in order of preference when a project has several: the brief's
@@ -283,7 +284,7 @@ func cacheKey(dir, lockfile, pm, nodeMajor string, m *manifest) (string, error) 
 	}
 	fmt.Fprintf(h, "deps %s\n", deps)
 	if lockfile != "" {
-		f, err := os.Open(filepath.Join(dir, lockfile))
+		f, err := buildfile.Open(context.Background(), dir, lockfile, maxLockfileScan)
 		if err != nil {
 			return "", err
 		}

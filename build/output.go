@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 )
 
 // decideSPA sets plan.SPA and the rule that decided it. In order: the
@@ -165,7 +167,12 @@ func checkOutputDir(dir, rel string) error {
 			}
 		}
 	}
-	f, err := os.Open(cur)
+	// Opened again without following links: the build's processes may
+	// have swapped a component since the checks above.
+	f, err := buildfile.OpenDir(dir, rel)
+	if errors.Is(err, buildfile.ErrNotRegular) {
+		return projectError("the output directory %s/ is not a real directory inside the project", rel)
+	}
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/build"
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 )
 
 // tailLines is how much of a failed command's output goes into the
@@ -37,8 +38,8 @@ func (ru *run) build(ctx context.Context) error {
 		// Saved right after the install, before the build can change
 		// node_modules, so the cache holds what the lockfile installs.
 		if ru.plan.Lockfile == "" && ru.plan.PackageManager == "npm" {
-			if err := keepLockfile(ru.workDir); err != nil {
-				ru.logs.Add(libra.StepBuild, "warn", "the install's package-lock.json is not cached: "+userMessage(err, libra.StepBuild))
+			if err := keepLockfile(ctx, ru.workDir); err != nil {
+				ru.logs.Add(libra.StepBuild, "warn", "the install's package-lock.json is not cached: "+buildFileMessage(err, libra.StepBuild))
 			}
 		}
 		if err := ru.r.BuildCache.SaveNodeModules(ru.d.OrgID, ru.plan.CacheKey, ru.workDir); err != nil {
@@ -108,6 +109,16 @@ func (ru *run) exec(ctx context.Context, phase string, args []string, network bo
 	}
 	ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("%s finished in %s", phase, took))
 	return nil
+}
+
+// buildFileMessage is what a client may see of an error reading a file the
+// build wrote: a refusal names only the project-relative path, so it is
+// shown; anything else goes through userMessage.
+func buildFileMessage(err error, step libra.Step) string {
+	if errors.Is(err, buildfile.ErrNotRegular) || errors.Is(err, buildfile.ErrTooLarge) {
+		return err.Error()
+	}
+	return userMessage(err, step)
 }
 
 // tail keeps the last n lines written to it.

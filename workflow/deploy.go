@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 )
 
 // deploy stores the output's files in the artifact store and publishes the
@@ -97,7 +99,8 @@ const DefaultMaxOutputBytes = 1 << 30
 // same contract as libra.Sandbox.ReadFiles: regular files only, never
 // following a link, never leaving the directory.
 func (ru *run) readFiles(ctx context.Context, fn func(p string, size int64, r io.Reader) error) error {
-	root, err := os.OpenRoot(path.Join(ru.workDir, ru.outDir))
+	dir := path.Join(ru.workDir, ru.outDir)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("open output: %w", err)
 	}
@@ -106,22 +109,18 @@ func (ru *run) readFiles(ctx context.Context, fn func(p string, size int64, r io
 		if err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		if !e.Type().IsRegular() {
 			return nil
 		}
-		f, err := root.Open(p)
+		f, err := buildfile.Open(ctx, dir, p, -1)
+		if errors.Is(err, buildfile.ErrNotRegular) || errors.Is(err, fs.ErrNotExist) {
+			return nil // swapped since it was listed
+		}
 		if err != nil {
 			return fmt.Errorf("open %s: %w", p, err)
 		}
 		defer f.Close()
-		info, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("stat %s: %w", p, err)
-		}
-		return fn(p, info.Size(), f)
+		return fn(p, f.Size, f)
 	})
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/build"
+	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 )
 
 // prepareSandbox plans the build and, when there is one, prepares the
@@ -95,17 +97,35 @@ func restoreLockfile(workDir string) bool {
 	return root.Rename(cachedLockfile, "package-lock.json") == nil
 }
 
+// maxLockfileBytes caps the install's lockfile kept with the cache; a real
+// one of a large app is a few MiB.
+const maxLockfileBytes = 64 << 20
+
 // keepLockfile copies the lockfile the install wrote to where the cache
-// saves it with node_modules.
-func keepLockfile(workDir string) error {
+// saves it with node_modules. The install ran the project's scripts, which
+// may have left a FIFO, a link or a huge file under that name: it is read
+// through buildfile, and written under a fresh name that cannot be a FIFO
+// or a link either.
+func keepLockfile(ctx context.Context, workDir string) error {
+	b, err := buildfile.ReadFile(ctx, workDir, "package-lock.json", maxLockfileBytes)
+	if err != nil {
+		return err
+	}
 	root, err := os.OpenRoot(workDir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	b, err := root.ReadFile("package-lock.json")
+	if err := root.Remove(cachedLockfile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace %s: %w", cachedLockfile, err)
+	}
+	f, err := root.OpenFile(cachedLockfile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	return root.WriteFile(cachedLockfile, b, 0o644)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -1,0 +1,136 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Files a build wrote are read by the service as root, after the build's
+// code ran: the install's lockfile (kept with the cached node_modules), the
+// output directory, the build cache's tree. These tests leave hostile things
+// under those names and check that the deployment still ends, in time, with
+// nothing leaked and the worker free for the next one.
+
+// hostileFilesBuild writes dist/ with a FIFO, a link to /etc/shadow, a link
+// to the host's /etc and a device-less page, next to a real index.html.
+const hostileFilesBuild = `const fs = require("fs"), cp = require("child_process");
+fs.mkdirSync("dist", {recursive: true});
+fs.writeFileSync("dist/index.html", "<p>survived</p>");
+cp.execFileSync("mkfifo", ["dist/pipe.html"]);
+fs.symlinkSync("/etc/shadow", "dist/shadow.txt");
+fs.symlinkSync("/etc", "dist/etc");
+console.log("hostile output written");
+`
+
+type hostileFileCase struct {
+	name string
+	// preinstall replaces package-lock.json after npm wrote it: npm runs
+	// the root project's preinstall after saving the lockfile.
+	preinstall string
+	wantWarn   string
+}
+
+func hostileFileCases() []hostileFileCase {
+	return []hostileFileCase{
+		{"lockfile is a FIFO", "rm -f package-lock.json && mkfifo package-lock.json", "package-lock.json is not cached"},
+		{"lockfile links to /etc/shadow", "rm -f package-lock.json && ln -s /etc/shadow package-lock.json", "package-lock.json is not cached"},
+		{"lockfile links to a huge sparse file", "truncate -s 1G huge.bin && rm -f package-lock.json && ln -s huge.bin package-lock.json", "package-lock.json is not cached"},
+		{"node_modules links to /etc", "rm -rf node_modules && ln -s /etc node_modules", ""},
+	}
+}
+
+func TestBuildWrittenFilesAreReadSafely(t *testing.T) {
+	s := startServer(t, "MAX_DEPLOYMENT_TIMEOUT=20000", "MAX_CONCURRENT_DEPLOYMENTS=1")
+	tok := s.setup("acme", "hostilefiles")
+	health := watchHealth(t, s)
+	shadow, _ := os.ReadFile("/etc/shadow")
+	for _, c := range hostileFileCases() {
+		t.Run(c.name, func(t *testing.T) {
+			r := deployFiles(s, tok, "acme", "hostilefiles", nodeProject(
+				map[string]string{"preinstall": c.preinstall, "build": "node build.js"}, "build.js", hostileFilesBuild))
+			id := r.str("deploymentId")
+			start := time.Now()
+			// Past the 20 s deadline, a deployment must have failed at the
+			// latest; 40 s leaves room for a loaded machine.
+			st := s.waitFinal(id, 40*time.Second)
+			took := time.Since(start)
+			t.Logf("%s: %s after %s", c.name, st.str("status"), took.Round(time.Millisecond))
+			if took > 20*time.Second {
+				t.Errorf("final after %s, past the 20s deadline", took)
+			}
+			if st.str("status") != "completed" {
+				t.Fatalf("want completed: %s", st.body)
+			}
+			if c.wantWarn != "" && !strings.Contains(string(st.body), c.wantWarn) {
+				t.Errorf("no warning %q in the log: %.3000s", c.wantWarn, st.body)
+			}
+			paths := publishedPaths(t, s, id)
+			if strings.Join(paths, ",") != "index.html" {
+				t.Errorf("published %v, want only index.html", paths)
+			}
+			checkCacheHoldsNoHostFile(t, s, shadow)
+			// The worker is free: a static site deploys right after.
+			next := deployFiles(s, tok, "acme", "hostilefiles", files("index.html", "<p>next</p>"))
+			if st := s.waitFinal(next.str("deploymentId"), 30*time.Second); st.str("status") != "completed" {
+				t.Fatalf("next deployment: %s", st.body)
+			}
+		})
+	}
+	if n := health.stop(); n != 0 {
+		t.Errorf("%d health checks failed during the hostile builds", n)
+	}
+	checkNoBuildProcesses(t, s)
+}
+
+// checkCacheHoldsNoHostFile walks the build cache (as root) and fails on
+// any file holding the host's /etc/shadow, or any entry that is not a
+// regular file, directory or symbolic link.
+func checkCacheHoldsNoHostFile(t *testing.T, s *server, shadow []byte) {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(filepath.Join(s.dataDir, "cache"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		n++
+		switch {
+		case d.Type()&os.ModeNamedPipe != 0, d.Type()&os.ModeDevice != 0:
+			t.Errorf("the build cache holds a special file: %s", p)
+		case d.Type().IsRegular() && len(shadow) > 0:
+			b, _ := os.ReadFile(p)
+			if len(b) > 0 && strings.Contains(string(b), string(shadow)) {
+				t.Errorf("the build cache holds the host's /etc/shadow: %s", p)
+			}
+		}
+		return nil
+	})
+	t.Logf("build cache: %d entries checked", n)
+}
+
+// TestShutdownDuringHostileBuildIsPrompt: SIGTERM while a build whose
+// install left a FIFO lockfile is running: the service stops within its
+// grace period instead of hanging on the FIFO.
+func TestShutdownDuringHostileBuildIsPrompt(t *testing.T) {
+	s := startServer(t, "SHUTDOWN_GRACE_MS=2000", "MAX_DEPLOYMENT_TIMEOUT=120000")
+	tok := s.setup("acme", "fifostop")
+	r := deployFiles(s, tok, "acme", "fifostop", nodeProject(map[string]string{
+		"preinstall": "rm -f package-lock.json && mkfifo package-lock.json",
+		"build":      `node -e "setTimeout(() => {}, 60000)"`,
+	}))
+	id := r.str("deploymentId")
+	s.waitFor(id, 90*time.Second, func(r response) bool {
+		return r.str("currentStep") == "build" && strings.Contains(string(r.body), "preinstall")
+	})
+	// Let the install finish and the service reach the lockfile.
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	err := s.stop(30 * time.Second)
+	took := time.Since(start)
+	t.Logf("SIGTERM to exit: %s (grace 2s), exit: %v", took.Round(time.Millisecond), err)
+	if took > 12*time.Second {
+		t.Fatalf("the service took %s to stop, past its 2s grace period", took)
+	}
+}
