@@ -81,6 +81,7 @@ func (ru *run) deploy(ctx context.Context) error {
 	if err := ru.r.Store.Publish(ctx, ru.d.ID, digest, url); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
+	ru.published = true
 	ru.d.URL = url
 	if ru.r.Published != nil {
 		ru.r.Published(ru.d.ProjectID)

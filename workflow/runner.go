@@ -56,6 +56,9 @@ type Runner struct {
 	DeadLetterQueue string
 	// MaxOutputBytes caps what one deployment publishes (0: 1 GiB).
 	MaxOutputBytes int64
+	// BuildLogLimit caps a build's full log, on disk while it runs and in
+	// the artifact store (0: DefaultBuildLogLimit).
+	BuildLogLimit int64
 	// Secrets are values (API keys, database URLs) that must never appear
 	// in a deployment's log; any line containing one is redacted.
 	Secrets []string
@@ -80,6 +83,10 @@ type run struct {
 	outDir string
 	files  int
 	bytes  int64
+	// published is set once Publish committed: from then on the deployment
+	// is (or was) production, and it ends completed whatever happens to the
+	// job's context.
+	published bool
 }
 
 // Run runs one attempt. See queue.Runner for what its error means.
@@ -244,7 +251,7 @@ func (ru *run) do(ctx context.Context, step libra.Step, fn func(context.Context)
 	if err == nil {
 		err = fn(ctx)
 	}
-	if err == nil && ctx.Err() != nil {
+	if err == nil && ctx.Err() != nil && !ru.published {
 		err = ctx.Err()
 	}
 	if err != nil {
