@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
-	"sync"
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
@@ -63,7 +60,7 @@ func (ru *run) build(ctx context.Context) error {
 func (ru *run) exec(ctx context.Context, phase string, args []string, network bool, timeout time.Duration) error {
 	ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("%s: %s", phase, strings.Join(args, " ")))
 	if ru.fullLog == nil {
-		f, err := newFullLog(ru.workDir + ".log")
+		f, err := newFullLog(ru.workDir+".log", ru.r.BuildLogLimit)
 		if err != nil {
 			return fmt.Errorf("create the full build log: %w", err)
 		}
@@ -138,54 +135,3 @@ func (t *tail) add(line string) {
 }
 
 func (t *tail) String() string { return strings.Join(t.lines, "\n") }
-
-// fullLog is the build's whole output, kept beside the working directory
-// (outside the sandbox) and stored in the artifact store at deploy: the
-// deployment's log in the database is capped, this is not.
-type fullLog struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
-	err  error
-}
-
-func newFullLog(path string) (*fullLog, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	return &fullLog{f: f, path: path}, nil
-}
-
-func (l *fullLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err == nil {
-		_, l.err = io.WriteString(l.f, line+"\n")
-	}
-}
-
-// store puts the log in the artifact store.
-func (l *fullLog) store(ctx context.Context, artifacts libra.ArtifactStore) (*libra.ManifestFile, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		return nil, l.err
-	}
-	if _, err := l.f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	digest, size, err := artifacts.Put(ctx, l.f)
-	if err != nil {
-		return nil, err
-	}
-	return &libra.ManifestFile{Digest: digest, Size: size}, nil
-}
-
-func (l *fullLog) close() {
-	if l == nil {
-		return
-	}
-	l.f.Close()
-	os.Remove(l.path)
-}

@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +51,8 @@ func TestBuildWrittenFilesAreReadSafely(t *testing.T) {
 	shadow, _ := os.ReadFile("/etc/shadow")
 	for _, c := range hostileFileCases() {
 		t.Run(c.name, func(t *testing.T) {
+			// The server's helpers fail the test they were given: this one.
+			s := s.forTest(t)
 			r := deployFiles(s, tok, "acme", "hostilefiles", nodeProject(
 				map[string]string{"preinstall": c.preinstall, "build": "node build.js"}, "build.js", hostileFilesBuild))
 			id := r.str("deploymentId")
@@ -83,6 +87,13 @@ func TestBuildWrittenFilesAreReadSafely(t *testing.T) {
 		t.Errorf("%d health checks failed during the hostile builds", n)
 	}
 	checkNoBuildProcesses(t, s)
+}
+
+// forTest is s reporting its failures to t (a subtest).
+func (s *server) forTest(t *testing.T) *server {
+	c := *s
+	c.t = t
+	return &c
 }
 
 // checkCacheHoldsNoHostFile walks the build cache (as root) and fails on
@@ -133,4 +144,99 @@ func TestShutdownDuringHostileBuildIsPrompt(t *testing.T) {
 	if took > 12*time.Second {
 		t.Fatalf("the service took %s to stop, past its 2s grace period", took)
 	}
+}
+
+// floodJS prints about 300 MB in 1 KB lines, with a first and a last line
+// the stored log must keep, then writes a page to publish.
+const floodJS = `const fs = require("fs");
+const line = "x".repeat(1000) + "\n";
+const total = 300 * 1000;
+let i = 0;
+console.log("FIRST LINE OF THE FLOOD");
+function write() {
+  while (i < total) {
+    i++;
+    if (!process.stdout.write(line)) { process.stdout.once("drain", write); return; }
+  }
+  process.stdout.write("LAST LINE OF THE FLOOD\n", () => {
+    fs.mkdirSync("dist", {recursive: true});
+    fs.writeFileSync("dist/index.html", "<p>flooded</p>");
+  });
+}
+write();
+`
+
+// TestBuildLogIsCapped: a build printing ~300 MB must leave a full log of
+// at most BUILD_LOG_LIMIT_MB, on disk while it runs and in the artifact
+// store, keeping its first and last lines.
+func TestBuildLogIsCapped(t *testing.T) {
+	const limitMB = 2
+	const slack = 64 << 10
+	s := startServer(t, "SANDBOX_DISK_MB=64", "OUTPUT_LIMIT_MB=16", fmt.Sprintf("BUILD_LOG_LIMIT_MB=%d", limitMB), "MAX_DEPLOYMENT_TIMEOUT=300000")
+	tok := s.setup("acme", "flood")
+	artifactsBefore := dirBytes(filepath.Join(s.dataDir, "artifacts"))
+	r := deployFiles(s, tok, "acme", "flood", nodeProject(map[string]string{"build": "node flood.js"}, "flood.js", floodJS))
+	id := r.str("deploymentId")
+	var maxLog int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if fi, err := os.Stat(filepath.Join(s.dataDir, "work", id+".log")); err == nil {
+				maxLog = max(maxLog, fi.Size())
+			}
+		}
+	}()
+	start := time.Now()
+	st := s.waitFinal(id, 4*time.Minute)
+	close(stop)
+	<-done
+	if st.str("status") != "completed" {
+		t.Fatalf("want completed: %.3000s", st.body)
+	}
+	full := s.do("GET", "/deploy-log?id="+id, nil)
+	grown := dirBytes(filepath.Join(s.dataDir, "artifacts")) - artifactsBefore
+	t.Logf("build of ~300 MB output: %s; work-dir log peak %d bytes, stored log %d bytes, artifact store grew %d bytes (cap %d MiB)",
+		time.Since(start).Round(time.Millisecond), maxLog, len(full.body), grown, limitMB)
+	if full.status != 200 {
+		t.Fatalf("deploy-log: %d %.500s", full.status, full.body)
+	}
+	if n := int64(len(full.body)); n > limitMB<<20+slack || n < limitMB<<20-slack {
+		t.Errorf("stored log is %d bytes, want about the %d MiB cap", n, limitMB)
+	}
+	if maxLog > limitMB<<20+slack {
+		t.Errorf("the work-dir log reached %d bytes while the build ran, past the %d MiB cap", maxLog, limitMB)
+	}
+	if grown > 3*(limitMB<<20) {
+		t.Errorf("the artifact store grew by %d bytes for a %d MiB log and a one-line page", grown, limitMB)
+	}
+	body := string(full.body)
+	for _, want := range []string{"$ npm install", "FIRST LINE OF THE FLOOD", "MB of output dropped", "LAST LINE OF THE FLOOD"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("stored log lacks %q", want)
+		}
+	}
+	if m := regexp.MustCompile(`\[\.\.\. ([0-9.]+) MB of output dropped`).FindStringSubmatch(body); m != nil {
+		t.Logf("marker: %s", m[0])
+	}
+}
+
+// dirBytes is the apparent size of the files below dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -49,6 +49,7 @@ type config struct {
 	BuildTimeout      time.Duration
 	DefaultPackageMgr string
 	OutputLimitMB     int
+	BuildLogLimitMB   int
 
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
@@ -121,6 +122,7 @@ func loadConfig() *config {
 		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
 		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
 		OutputLimitMB:     envInt("OUTPUT_LIMIT_MB", 1024),
+		BuildLogLimitMB:   envInt("BUILD_LOG_LIMIT_MB", 10),
 	}
 	for _, h := range strings.Split(env("BUILD_REGISTRY_ALLOWLIST", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -159,6 +161,9 @@ func (c *config) validate() error {
 	}
 	if c.Timeout < time.Second {
 		return fmt.Errorf("MAX_DEPLOYMENT_TIMEOUT must be at least 1000 ms")
+	}
+	if c.BuildLogLimitMB < 1 {
+		return fmt.Errorf("BUILD_LOG_LIMIT_MB must be at least 1")
 	}
 	return nil
 }

@@ -89,6 +89,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		BuildTimeout:    c.BuildTimeout,
 		Secrets:         c.secrets(),
 		MaxOutputBytes:  int64(c.OutputLimitMB) << 20,
+		BuildLogLimit:   int64(c.BuildLogLimitMB) << 20,
 		DeadLetterQueue: c.DLQName,
 		BeforeStep:      hooks,
 		Logger:          logger,
