@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 func TestDecodeJSONC(t *testing.T) {
@@ -88,7 +91,7 @@ vars.MODE = 'prod'
 			want: map[string]any{
 				"assets": map[string]any{"directory": "public", "not_found_handling": "none"},
 				"flags":  []any{"a", "b"},
-				"nums":   []any{"1", "2.5", "-3"},
+				"nums":   []any{int64(1), 2.5, int64(-3)},
 			},
 		},
 		{
@@ -97,17 +100,17 @@ vars.MODE = 'prod'
 				"\"quoted key\" = 1\n",
 			want: map[string]any{
 				"a": "tab\tquote\" é", "b": `C:\path`, "c": "line1\n  line2", "d": `raw \n`,
-				"e": "joined here", "f": `ends with quote"`, "quoted key": "1",
+				"e": "joined here", "f": `ends with quote"`, "quoted key": int64(1),
 			},
 		},
 		{
 			name: "arrays of tables and dates",
 			src:  "compatibility_date = 2025-04-01\nwhen = 1979-05-27 07:32:00Z\n[[routes]]\npattern = \"a/*\"\n[[routes]]\npattern = \"b/*\"\n[routes.extra]\nx = 1\n",
 			want: map[string]any{
-				"compatibility_date": "2025-04-01", "when": "1979-05-27 07:32:00Z",
+				"compatibility_date": toml.LocalDate{Year: 2025, Month: 4, Day: 1}, "when": time.Date(1979, 5, 27, 7, 32, 0, 0, time.UTC),
 				"routes": []any{
 					map[string]any{"pattern": "a/*"},
-					map[string]any{"pattern": "b/*", "extra": map[string]any{"x": "1"}},
+					map[string]any{"pattern": "b/*", "extra": map[string]any{"x": int64(1)}},
 				},
 			},
 		},
@@ -130,18 +133,21 @@ vars.MODE = 'prod'
 	}
 }
 
+// TestParseTOMLErrors: a broken wrangler.toml is reported with the line a
+// person would look at.
 func TestParseTOMLErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
-		{"a = dist\n", "line 1"},
-		{"a = \"open\n", "not closed on its line"},
-		{"a = 1\na = 2\n", "defined twice"},
-		{"[assets\ndirectory = 'x'\n", "to close the table header"},
-		{"a = [1, 2\n", "never closed"},
-		{"a = { b = 1 \n", "never closed"},
-		{"a = 1 b = 2\n", "after a value"},
-		{"a = \"bad \\q escape\"\n", "invalid escape"},
-		{"= 1\n", "expected a key"},
-		{"a = 1\n[a]\n", "not a table"},
+		{"a = dist\n", "line 1, column 5"},
+		{"a = dist\n", "strings need quotes"},
+		{"a = \"open\n", "line 1"},
+		{"a = 1\na = 2\n", "line 2"},
+		{"[assets\ndirectory = 'x'\n", "line 1"},
+		{"x = 1\na = [1, 2\n", "line 2"},
+		{"a = { b = 1 \n", "line 1"},
+		{"a = 1 b = 2\n", "line 1"},
+		{"a = \"bad \\q escape\"\n", "line 1"},
+		{"= 1\n", "line 1"},
+		{"a = 1\n[a]\n", "line 2"},
 	}
 	for _, tt := range tests {
 		_, err := parseTOML([]byte(tt.src))

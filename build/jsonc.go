@@ -5,98 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/tailscale/hujson"
 )
-
-// stripComments blanks out // and /* */ comments that are outside string
-// literals. Blanking (rather than deleting) keeps every byte offset, so a
-// json.SyntaxError offset still points at the right line and column of the
-// original file. quotes lists the characters that open a string: `"` for
-// JSONC, `"'` + "`" for JavaScript config files (read only loosely).
-func stripComments(src []byte, quotes string) ([]byte, error) {
-	out := bytes.Clone(src)
-	var quote byte // the quote of the string we are in, or 0
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		if quote != 0 {
-			switch c {
-			case '\\':
-				i++ // skip the escaped character, whatever it is
-			case quote:
-				quote = 0
-			}
-			continue
-		}
-		if bytes.IndexByte([]byte(quotes), c) >= 0 {
-			quote = c
-			continue
-		}
-		if c != '/' || i+1 >= len(out) {
-			continue
-		}
-		switch out[i+1] {
-		case '/':
-			for ; i < len(out) && out[i] != '\n'; i++ {
-				out[i] = ' '
-			}
-		case '*':
-			end := bytes.Index(out[i+2:], []byte("*/"))
-			if end < 0 {
-				return nil, fmt.Errorf("comment opened at %s is never closed", position(src, i))
-			}
-			stop := i + 2 + end + 2
-			for ; i < stop; i++ {
-				if out[i] != '\n' && out[i] != '\r' {
-					out[i] = ' '
-				}
-			}
-			i-- // the loop's i++ moves to the byte after the comment
-		}
-	}
-	return out, nil
-}
-
-// stripTrailingCommas blanks out commas that are followed (after whitespace)
-// by a closing } or ]: JSONC allows them, encoding/json does not. Comments
-// must already be blanked.
-func stripTrailingCommas(src []byte) []byte {
-	out := bytes.Clone(src)
-	inString := false
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case ',':
-			j := i + 1
-			for j < len(out) && (out[j] == ' ' || out[j] == '\t' || out[j] == '\n' || out[j] == '\r') {
-				j++
-			}
-			if j < len(out) && (out[j] == '}' || out[j] == ']') {
-				out[i] = ' '
-			}
-		}
-	}
-	return out
-}
 
 // decodeJSONC parses JSON with comments and trailing commas (the dialect of
 // wrangler.jsonc, tsconfig.json and bun.lock) into v. Errors carry the line and
 // column in the original text.
 func decodeJSONC(src []byte, v any) error {
-	clean, err := stripComments(blankBOM(src), `"`)
+	// Standardize blanks comments and trailing commas with spaces, so
+	// offsets in the result are offsets in src.
+	std, err := hujson.Standardize(blankBOM(src))
 	if err != nil {
-		return err
+		return errors.New(strings.TrimPrefix(err.Error(), "hujson: "))
 	}
-	return decodeJSON(stripTrailingCommas(clean), v)
+	return decodeJSON(std, v)
 }
 
 // decodeJSON is json.Unmarshal with errors that say where, as a person
@@ -136,14 +60,4 @@ func blankBOM(src []byte) []byte {
 		copy(src, "   ")
 	}
 	return src
-}
-
-// position renders the index of a byte as "line L, column C" (both from 1).
-func position(src []byte, offset int) string {
-	if offset > len(src) {
-		offset = len(src)
-	}
-	line := 1 + bytes.Count(src[:offset], []byte("\n"))
-	col := offset - bytes.LastIndexByte(src[:offset], '\n')
-	return fmt.Sprintf("line %d, column %d", line, col)
 }

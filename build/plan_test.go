@@ -610,12 +610,12 @@ func TestDetectErrors(t *testing.T) {
 		{
 			name:      "broken wrangler.jsonc",
 			files:     map[string]string{"wrangler.jsonc": "{\n  // comment\n  \"assets\": {\"directory\": \"dist\"\n}\n"},
-			permanent: true, contains: []string{"wrangler.jsonc is not valid", "line 4", "unexpected end"},
+			permanent: true, contains: []string{"wrangler.jsonc is not valid", "line 5", "unexpected EOF"},
 		},
 		{
 			name:      "unclosed comment in wrangler.jsonc",
 			files:     map[string]string{"wrangler.jsonc": "{ /* \"assets\": {} }"},
-			permanent: true, contains: []string{"wrangler.jsonc is not valid", "never closed"},
+			permanent: true, contains: []string{"wrangler.jsonc is not valid", "line 1", "parsing comment"},
 		},
 		{
 			name:      "broken wrangler.toml",
