@@ -76,6 +76,17 @@ func TestBuildWrittenFilesAreReadSafely(t *testing.T) {
 				t.Errorf("published %v, want only index.html", paths)
 			}
 			checkCacheHoldsNoHostFile(t, s, shadow)
+			full := s.do("GET", "/deploy-log?id="+id, nil)
+			for what, body := range map[string][]byte{"status": st.body, "deploy-log": full.body} {
+				if len(shadow) > 0 && strings.Contains(string(body), string(shadow)) {
+					t.Errorf("the %s holds the host's /etc/shadow", what)
+				}
+			}
+			peak := peakRSSMB(t, s)
+			t.Logf("server peak RSS so far: %d MB", peak)
+			if peak > 400 {
+				t.Errorf("server peak RSS %d MB: something read a build's file whole", peak)
+			}
 			// The worker is free: a static site deploys right after.
 			next := deployFiles(s, tok, "acme", "hostilefiles", files("index.html", "<p>next</p>"))
 			if st := s.waitFinal(next.str("deploymentId"), 30*time.Second); st.str("status") != "completed" {
@@ -87,6 +98,24 @@ func TestBuildWrittenFilesAreReadSafely(t *testing.T) {
 		t.Errorf("%d health checks failed during the hostile builds", n)
 	}
 	checkNoBuildProcesses(t, s)
+}
+
+// peakRSSMB is the server process's peak resident memory (VmHWM), in MB.
+func peakRSSMB(t *testing.T, s *server) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb >> 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/pid/status")
+	return 0
 }
 
 // forTest is s reporting its failures to t (a subtest).
@@ -209,6 +238,11 @@ func TestBuildLogIsCapped(t *testing.T) {
 	}
 	if n := int64(len(full.body)); n > limitMB<<20+slack || n < limitMB<<20-slack {
 		t.Errorf("stored log is %d bytes, want about the %d MiB cap", n, limitMB)
+	}
+	peak := peakRSSMB(t, s)
+	t.Logf("server peak RSS: %d MB", peak)
+	if peak > 400 {
+		t.Errorf("server peak RSS %d MB while a build printed 300 MB", peak)
 	}
 	if maxLog > limitMB<<20+slack {
 		t.Errorf("the work-dir log reached %d bytes while the build ran, past the %d MiB cap", maxLog, limitMB)
