@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/api"
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
@@ -132,9 +133,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Resolver:    db,
 		Artifacts:   artifacts,
 		Logger:      logger,
+
+		APIHosts: c.APIHosts,
 	})
 	runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
 
+	verifyDomain, err := domainVerifier(c, logger)
+	if err != nil {
+		return err
+	}
 	handler := api.New(api.Config{
 		Store:     db,
 		Artifacts: artifacts,
@@ -155,8 +162,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		SiteURL:     runner.SiteURL,
 		Invalidate:  sites.Invalidate,
 		Logger:      logger,
+
+		APIHosts:     c.APIHosts,
+		VerifyDomain: verifyDomain,
 	})
-	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db, handler, port, logger)
+	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db,
+		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), handler, port, logger)
 	if err != nil {
 		return err
 	}
