@@ -4,6 +4,7 @@
 package dnstest
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -26,13 +27,8 @@ type Server struct {
 // Start serves until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listenBoth()
 	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		t.Fatal(err)
 	}
 	s := &Server{Addr: pc.LocalAddr().String(), txt: map[string][][]string{}}
@@ -45,6 +41,25 @@ func Start(t testing.TB) *Server {
 		_ = tcp.Shutdown()
 	})
 	return s
+}
+
+// listenBoth binds UDP and TCP on one free port. The UDP port the kernel
+// picks may be taken for TCP, so it tries a few.
+func listenBoth() (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("no port free for both UDP and TCP: %w", lastErr)
 }
 
 // SetTXT replaces the TXT records of name; each record is given as its
