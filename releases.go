@@ -72,6 +72,14 @@ type Domain struct {
 	CheckError string
 }
 
+// PendingDomain is a domain waiting for verification, with the token its
+// TXT record must hold.
+type PendingDomain struct {
+	Domain    string
+	ProjectID string
+	Token     string
+}
+
 // DomainCheck is the outcome of one DNS check of a domain's ownership.
 type DomainCheck struct {
 	// Verified: the TXT record holds the project's token.
@@ -135,6 +143,12 @@ type ReleaseStore interface {
 	// RecordDomainCheck stores the outcome of a DNS check and returns the
 	// domain's new state; NOT_FOUND when the project lacks the domain.
 	RecordDomainCheck(ctx context.Context, projectID, domain string, check DomainCheck) (*Domain, error)
+	// PendingDomains returns up to limit pending domains attached since
+	// attachedAfter whose last check (if any) is older than checkedBefore,
+	// least recently checked first, with their project's token. Domains
+	// of projects that never showed their token are left out: nobody can
+	// have published it.
+	PendingDomains(ctx context.Context, attachedAfter, checkedBefore time.Time, limit int) ([]PendingDomain, error)
 	// VerifiedDomainOrg returns the org of the project a verified custom
 	// domain is attached to, "" when it is unknown or pending.
 	VerifiedDomainOrg(ctx context.Context, domain string) (orgID string, err error)

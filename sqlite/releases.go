@@ -527,6 +527,28 @@ func (db *DB) RecordDomainCheck(ctx context.Context, projectID, domain string, c
 	return &d, nil
 }
 
+// PendingDomains returns pending domains due for a background check.
+func (db *DB) PendingDomains(ctx context.Context, attachedAfter, checkedBefore time.Time, limit int) ([]libra.PendingDomain, error) {
+	rows, err := db.readRows(ctx, `SELECT m.domain, m.project_id, p.domain_token
+		FROM domains m JOIN projects p ON p.id = m.project_id
+		WHERE m.verified_at IS NULL AND p.domain_token IS NOT NULL AND m.created_at > ?
+		  AND (m.checked_at IS NULL OR m.checked_at < ?)
+		ORDER BY coalesce(m.checked_at, 0), m.domain LIMIT ?`, micros(attachedAfter), micros(checkedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("select pending domains: %w", err)
+	}
+	defer rows.Close()
+	var out []libra.PendingDomain
+	for rows.Next() {
+		var d libra.PendingDomain
+		if err := rows.Scan(&d.Domain, &d.ProjectID, &d.Token); err != nil {
+			return nil, fmt.Errorf("scan pending domain: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
 // VerifiedDomainOrg returns the org owning a verified custom domain, or "".
 func (db *DB) VerifiedDomainOrg(ctx context.Context, domain string) (string, error) {
 	var org string

@@ -43,6 +43,9 @@ type config struct {
 	// DNSResolver is the host:port of the DNS server custom domains are
 	// verified with (DNS_RESOLVER); "" means the first of /etc/resolv.conf.
 	DNSResolver string
+	// DomainCheckInterval is how often pending custom domains are checked
+	// in the background (DOMAIN_CHECK_INTERVAL); 0 turns it off.
+	DomainCheckInterval time.Duration
 
 	// Builds: the sandbox's limits and the build's timeouts.
 	SandboxMemoryMB   int
@@ -135,6 +138,11 @@ func loadConfig() *config {
 		if h = strings.TrimSpace(h); h != "" {
 			c.RegistryAllowlist = append(c.RegistryAllowlist, h)
 		}
+	}
+	if d, err := time.ParseDuration(env("DOMAIN_CHECK_INTERVAL", "1m")); err == nil && d >= 0 {
+		c.DomainCheckInterval = d
+	} else {
+		c.DomainCheckInterval = time.Minute
 	}
 	for _, h := range strings.Split(env("API_HOSTS", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Issue 8, finding 4: a custom domain must not take over the API's host
@@ -148,3 +149,44 @@ func TestDomainVerification(t *testing.T) {
 	wantCode(t, s.do("POST", verifyPath, nil), 401, "UNAUTHORIZED")
 	t.Logf("DNS queries answered: %d", dns.Queries())
 }
+
+// Pending domains are checked in the background: one whose record appears
+// is served without another request, and one without a record is asked
+// about at most once per interval.
+func TestDomainBackgroundVerification(t *testing.T) {
+	s, dns := startWithDNS(t, append(noLimit, "DOMAIN_CHECK_INTERVAL=200ms")...)
+	tok := s.setup("acme", "shop")
+	s.deployWait(tok, site("acme", "shop", map[string]string{"index.html": "shop"}), "completed")
+	for _, d := range []string{"www.shop.test", "never.shop.test"} {
+		wantCode(t, s.do("POST", "/projects/shop/domains", map[string]any{"domain": d}, bearer(tok)...), 201, "")
+	}
+	dns.SetTXT("_libra-deploy.www.shop.test", []string{s.domainToken(tok, "shop")})
+
+	start := time.Now()
+	for !isSite(s.page("www.shop.test", "/"), "shop") {
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("the background check did not verify the domain within 15s; log:\n%s", tail(s.logs.String(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("served %v after its record appeared", time.Since(start).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	elapsed := time.Since(start)
+	n := dns.QueriesFor("_libra-deploy.never.shop.test")
+	// At most one query per 200ms interval, with a wide margin.
+	limit := int(elapsed/(200*time.Millisecond))*2 + 2
+	t.Logf("queries for a domain without a record in %v: %d (bound %d)", elapsed.Round(time.Millisecond), n, limit)
+	if n == 0 || n > limit {
+		t.Errorf("%d queries for the pending domain in %v, want 1..%d", n, elapsed, limit)
+	}
+	if r := s.page("never.shop.test", "/"); !isAPI(r) {
+		t.Errorf("a domain without a record is served: %d %.200s", r.status, r.body)
+	}
+	list := s.do("GET", "/projects/shop/domains", nil, bearer(tok)...)
+	if !strings.Contains(string(list.body), `"lastCheckError":"no TXT record _libra-deploy.never.shop.test exists"`) {
+		t.Errorf("the background check's reason is not shown: %s", list.body)
+	}
+}
+
+// isSite reports whether a response is the site's page.
+func isSite(r response, body string) bool { return r.status == 200 && string(r.body) == body }

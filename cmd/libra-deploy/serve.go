@@ -193,6 +193,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	// a deployment id, those of the deployment's immutable host.
 	stopGC := startGC(ctx, gcc, db, artifacts, func(id, _ string) { sites.Invalidate(id) }, logger)
 	defer stopGC()
+	stopDomainChecks := startDomainChecks(ctx, &domainChecker{store: db, verify: verifyDomain,
+		interval: c.DomainCheckInterval, invalidate: sites.Invalidate, log: logger})
+	defer stopDomainChecks()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "version", version,

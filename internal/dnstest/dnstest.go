@@ -21,6 +21,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	txt     map[string][][]string // lower-case fqdn -> records, each its strings
+	perName map[string]int        // lower-case fqdn -> queries
 	queries atomic.Int64
 }
 
@@ -31,7 +32,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: pc.LocalAddr().String(), txt: map[string][][]string{}}
+	s := &Server{Addr: pc.LocalAddr().String(), txt: map[string][][]string{}, perName: map[string]int{}}
 	udp := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serve)}
 	tcp := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serve)}
 	go func() { _ = udp.ActivateAndServe() }()
@@ -78,6 +79,13 @@ func (s *Server) SetTXT(name string, records ...[]string) {
 // Queries counts the queries answered so far.
 func (s *Server) Queries() int64 { return s.queries.Load() }
 
+// QueriesFor counts the queries for name answered so far.
+func (s *Server) QueriesFor(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perName[strings.ToLower(dns.Fqdn(name))]
+}
+
 func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg) {
 	s.queries.Add(1)
 	m := new(dns.Msg)
@@ -86,6 +94,7 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, q := range r.Question {
+		s.perName[strings.ToLower(q.Name)]++
 		records, ok := s.txt[strings.ToLower(q.Name)]
 		if !ok {
 			m.Rcode = dns.RcodeNameError

@@ -7,3 +7,5 @@ ALTER TABLE projects ADD COLUMN domain_token TEXT;
 ALTER TABLE domains ADD COLUMN verified_at INTEGER;
 ALTER TABLE domains ADD COLUMN checked_at INTEGER;
 ALTER TABLE domains ADD COLUMN check_error TEXT NOT NULL DEFAULT '';
+-- The background check picks pending domains least recently checked first.
+CREATE INDEX IF NOT EXISTS domains_pending ON domains(checked_at) WHERE verified_at IS NULL;
