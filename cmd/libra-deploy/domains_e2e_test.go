@@ -190,3 +190,36 @@ func TestDomainBackgroundVerification(t *testing.T) {
 
 // isSite reports whether a response is the site's page.
 func isSite(r response, body string) bool { return r.status == 200 && string(r.body) == body }
+
+// A deployment accepted before its customDomain became an API host name is
+// refused when it runs: the validate step applies the rule as it is then.
+func TestDomainReservedWhileQueued(t *testing.T) {
+	s, _ := startWithDNS(t, append(noLimit, "LIBRA_TEST_HOOKS=validate:sleep:30s")...)
+	tok := s.setup("acme", "shop")
+	body := site("acme", "shop", map[string]string{"index.html": "shop"})
+	body["customDomain"] = "late.example.test"
+	r := s.deploy(tok, body)
+	wantCode(t, r, 202, "")
+	id := r.str("deploymentId")
+	s.waitFor(id, 10*time.Second, func(r response) bool { return r.str("status") == "in_progress" })
+	s.kill()
+
+	var env []string
+	for _, e := range s.env {
+		if !strings.HasPrefix(e, "LIBRA_TEST_HOOKS=") {
+			env = append(env, e)
+		}
+	}
+	s.env = append(env, "API_HOSTS=late.example.test")
+	s.start()
+	st := s.waitFinal(id, 30*time.Second)
+	if st.str("status") != "failed" || !strings.Contains(string(st.body), "reserved") {
+		t.Fatalf("deployment with a now-reserved customDomain: %s", st.body)
+	}
+	if n := countRows(t, s, "SELECT count(*) FROM domains"); n != 0 {
+		t.Fatalf("%d domains attached", n)
+	}
+	if r := s.do("GET", "/", nil, "Host", "late.example.test"); !isAPI(r) {
+		t.Fatalf("GET / on the API host: %d %.200s", r.status, r.body)
+	}
+}

@@ -94,6 +94,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		BeforeStep:      hooks,
 		Logger:          logger,
 	}
+	runner.APIHosts = c.APIHosts
 	db, q, err := openState(ctx, c, runner, logger)
 	if err != nil {
 		return err
