@@ -339,6 +339,38 @@ func TestOnDemandCertificateOverTLSALPN01(t *testing.T) {
 	}
 }
 
+// With real orders at Pebble: an org past its own budget gets no order
+// placed, and another org's first certificate is still obtained.
+func TestPerOrgBudgetAtTheCA(t *testing.T) {
+	r := newRig(t, "a1.greedy.example", "a2.greedy.example", "b1.other.example")
+	orgs := verified{"a1.greedy.example": "greedy", "a2.greedy.example": "greedy", "b1.other.example": "other"}
+	iss := r.newIssuer(t.TempDir(), port(r.httpLn), port(r.tlsLn), func(c *Config) {
+		c.DisableTLSALPN01 = true
+		c.MaxObtainsPerOrgPerHour = 1
+		c.OrgOf = DomainOrg(orgs)
+	})
+	r.serve(iss, r.httpLn, r.tlsLn)
+	addr := r.tlsLn.Addr().String()
+
+	if _, err := dialTLS(addr, "a1.greedy.example", r.pebble.issuing); err != nil {
+		t.Fatalf("greedy org's first certificate: %v", err)
+	}
+	if _, err := dialTLS(addr, "a2.greedy.example", r.pebble.issuing); err == nil {
+		t.Fatal("greedy org got a second certificate past its budget of 1")
+	}
+	if n := r.pebble.ordersFor("a2.greedy.example"); n != 0 {
+		t.Errorf("orders for the refused name = %d, want 0", n)
+	}
+	if _, err := dialTLS(addr, "b1.other.example", r.pebble.issuing); err != nil {
+		t.Fatalf("another org's first certificate after the greedy org's budget was spent: %v", err)
+	}
+	t.Logf("orders: a1 %d, a2 %d, b1 %d", r.pebble.ordersFor("a1.greedy.example"),
+		r.pebble.ordersFor("a2.greedy.example"), r.pebble.ordersFor("b1.other.example"))
+	if !strings.Contains(r.logs.String(), errOrgTooManyOrders.Error()) {
+		t.Error("the refusal was not logged with its reason")
+	}
+}
+
 // A domain that is attached but whose validation fails (its DNS points
 // nowhere) fails the handshake at once instead of holding it for
 // certmagic's in-handshake retries, and is not ordered again until its
