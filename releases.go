@@ -56,11 +56,40 @@ type Release struct {
 	Pinned bool
 }
 
-// Domain is a custom domain attached to a project.
+// Domain is a custom domain attached to a project. It is pending until a
+// DNS check finds the project's verification token at
+// _libra-deploy.{domain}; only a verified domain is served and gets a
+// certificate.
 type Domain struct {
 	Domain    string
 	ProjectID string
 	CreatedAt time.Time
+	// VerifiedAt is when ownership was proved; nil while pending.
+	VerifiedAt *time.Time
+	// CheckedAt is when the last DNS check ran; nil before the first.
+	CheckedAt *time.Time
+	// CheckError says why the last check did not verify the domain.
+	CheckError string
+}
+
+// PendingDomain is a domain waiting for verification, with the token its
+// TXT record must hold.
+type PendingDomain struct {
+	Domain    string
+	ProjectID string
+	Token     string
+}
+
+// DomainCheck is the outcome of one DNS check of a domain's ownership.
+type DomainCheck struct {
+	// Verified: the TXT record holds the project's token.
+	Verified bool
+	// Definitive: the DNS answered, and the token is not there. A
+	// verified domain becomes pending again; a lookup that failed
+	// (timeout, SERVFAIL) is not definitive and changes no state.
+	Definitive bool
+	// Reason explains a check that did not verify.
+	Reason string
 }
 
 // PrunedDeployment names a deployment that retention removed (or would
@@ -108,6 +137,21 @@ type ReleaseStore interface {
 	AddDomain(ctx context.Context, projectID, domain string) (added bool, err error)
 	// RemoveDomain detaches a domain; NOT_FOUND when the project lacks it.
 	RemoveDomain(ctx context.Context, projectID, domain string) error
+	// DomainToken returns the project's domain verification token, making
+	// it on first use. PROJECT_NOT_FOUND when there is no such project.
+	DomainToken(ctx context.Context, projectID string) (string, error)
+	// RecordDomainCheck stores the outcome of a DNS check and returns the
+	// domain's new state; NOT_FOUND when the project lacks the domain.
+	RecordDomainCheck(ctx context.Context, projectID, domain string, check DomainCheck) (*Domain, error)
+	// PendingDomains returns up to limit pending domains attached since
+	// attachedAfter whose last check (if any) is older than checkedBefore,
+	// least recently checked first, with their project's token. Domains
+	// of projects that never showed their token are left out: nobody can
+	// have published it.
+	PendingDomains(ctx context.Context, attachedAfter, checkedBefore time.Time, limit int) ([]PendingDomain, error)
+	// VerifiedDomainOrg returns the org of the project a verified custom
+	// domain is attached to, "" when it is unknown or pending.
+	VerifiedDomainOrg(ctx context.Context, domain string) (orgID string, err error)
 
 	// PruneDeployments deletes, per project, every final deployment that is
 	// neither among the newest keep nor production, and returns them. With

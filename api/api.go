@@ -58,6 +58,12 @@ type Config struct {
 	// SitesDomain is the domain deployments are served under; custom
 	// domains may not be at or below it. Default "localhost".
 	SitesDomain string
+	// APIHosts are the host names the API is reached by (API_HOSTS): they
+	// can never be attached as custom domains.
+	APIHosts []string
+	// VerifyDomain looks for a project's verification token in the DNS of
+	// a custom domain (dnsverify). Without it, verification answers 503.
+	VerifyDomain func(ctx context.Context, domain, token string) libra.DomainCheck
 
 	// SiteURL returns the URL of a site host name label: a deployment id or
 	// a project's lower-cased id. When nil, responses leave alias URLs out.
@@ -72,6 +78,7 @@ type Config struct {
 
 type server struct {
 	cfg     Config
+	hosts   *libra.HostPolicy
 	log     *slog.Logger
 	checks  map[string]func(context.Context) error
 	info    map[string]bool
@@ -112,6 +119,7 @@ func New(cfg Config) http.Handler {
 	}
 	s := &server{
 		cfg:     cfg,
+		hosts:   libra.NewHostPolicy(cfg.SitesDomain, cfg.APIHosts),
 		log:     cfg.Logger,
 		origins: newOriginMatcher(cfg.CORSOrigins),
 		limits:  newLimiters(cfg.RateLimit, cfg.RateBurst),

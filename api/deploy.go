@@ -23,7 +23,7 @@ type DeployRequest struct {
 	ProjectID       string           `json:"projectId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The project to deploy; it must exist and belong to the token's org."`
 	OrgID           string           `json:"orgId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"Must be the org of the token."`
 	UserID          string           `json:"userId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The user on whose behalf the deployment is made."`
-	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com. Not an IP address, not under the sites domain."`
+	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com, attached pending DNS verification when the deployment completes. Not an IP address, localhost, an API host name, or under the sites domain."`
 	InitFiles       []InitFile       `json:"initFiles,omitempty" doc:"The project's files. At most 10,000 files in initFiles and all diffs together; each file at most 25 MiB decoded; paths unique."`
 	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles."`
 }
@@ -183,7 +183,7 @@ func (s *server) checkDeploy(req *DeployRequest) ([]plannedOp, string, *ErrorRes
 	}
 	domain := ""
 	if req.CustomDomain != "" {
-		if err := libra.CheckDomain(req.CustomDomain, s.cfg.SitesDomain); err != nil {
+		if err := s.hosts.CheckCustomDomain(req.CustomDomain); err != nil {
 			p.invalid("customDomain", "%v", err)
 		} else {
 			domain = libra.NormalizeDomain(req.CustomDomain)

@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/dnsverify"
 )
 
 // Releases: a project, its deployments, its production alias (and rollback),
@@ -68,10 +69,38 @@ func deploymentItem(d libra.DeploymentInfo) DeploymentItem {
 		FinishedAt: d.FinishedAt, URL: d.URL, Production: d.Production, Error: d.Error}
 }
 
+// Domain states.
+const (
+	DomainPending  = "pending"
+	DomainVerified = "verified"
+)
+
 // DomainItem is a custom domain of a project.
 type DomainItem struct {
-	Domain    string    `json:"domain"`
-	CreatedAt time.Time `json:"createdAt"`
+	Domain       string             `json:"domain"`
+	Status       string             `json:"status" enum:"pending,verified" doc:"A pending domain is not served and gets no certificate until its DNS TXT record is verified."`
+	CreatedAt    time.Time          `json:"createdAt"`
+	VerifiedAt   *time.Time         `json:"verifiedAt,omitempty" doc:"When ownership was verified."`
+	CheckedAt    *time.Time         `json:"lastCheckedAt,omitempty" doc:"When the DNS record was last checked."`
+	CheckError   string             `json:"lastCheckError,omitempty" doc:"Why the last check did not verify the domain."`
+	Verification DomainVerification `json:"verification" doc:"The DNS record that proves ownership."`
+}
+
+// DomainVerification is the DNS record that verifies a custom domain.
+type DomainVerification struct {
+	Type  string `json:"type" enum:"TXT"`
+	Name  string `json:"name" doc:"_libra-deploy.{domain}"`
+	Value string `json:"value" doc:"The project's verification token."`
+}
+
+func domainItem(d libra.Domain, token string) DomainItem {
+	item := DomainItem{Domain: d.Domain, Status: DomainPending, CreatedAt: d.CreatedAt, VerifiedAt: d.VerifiedAt,
+		CheckedAt: d.CheckedAt, CheckError: d.CheckError,
+		Verification: DomainVerification{Type: "TXT", Name: dnsverify.RecordName(d.Domain), Value: token}}
+	if d.VerifiedAt != nil {
+		item.Status = DomainVerified
+	}
+	return item
 }
 
 // ProjectUsage is the storage a project's retained deployments use.
@@ -258,13 +287,23 @@ func (s *server) deleteDeployment(ctx context.Context, in *deploymentPath) (*del
 
 // DomainList is a project's custom domains.
 type DomainList struct {
-	ProjectID string       `json:"projectId"`
-	Domains   []DomainItem `json:"domains"`
+	ProjectID         string       `json:"projectId"`
+	VerificationToken string       `json:"verificationToken" doc:"Put this in a TXT record _libra-deploy.{domain} to verify each domain."`
+	Domains           []DomainItem `json:"domains"`
 }
 
 type domainListOutput struct {
 	CacheControl string `header:"Cache-Control"`
 	Body         DomainList
+}
+
+// domainToken returns the project's verification token, made on first use.
+func (s *server) domainToken(ctx context.Context, projectID string) (string, error) {
+	token, err := s.cfg.Store.DomainToken(ctx, projectID)
+	if err != nil {
+		return "", clientError(ctx, "domain token", fmt.Errorf("domain token of %s: %w", projectID, err))
+	}
+	return token, nil
 }
 
 func (s *server) domains(ctx context.Context, projectID string) ([]DomainItem, error) {
@@ -273,8 +312,15 @@ func (s *server) domains(ctx context.Context, projectID string) ([]DomainItem, e
 		return nil, clientError(ctx, "list domains", fmt.Errorf("domains of %s: %w", projectID, err))
 	}
 	out := make([]DomainItem, len(ds))
+	if len(ds) == 0 {
+		return out, nil
+	}
+	token, err := s.domainToken(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
 	for i, d := range ds {
-		out[i] = DomainItem{Domain: d.Domain, CreatedAt: d.CreatedAt}
+		out[i] = domainItem(d, token)
 	}
 	return out, nil
 }
@@ -288,12 +334,31 @@ func (s *server) listDomains(ctx context.Context, in *projectPath) (*domainListO
 	if err != nil {
 		return nil, err
 	}
-	return &domainListOutput{CacheControl: "no-store", Body: DomainList{ProjectID: p.ID, Domains: ds}}, nil
+	token, err := s.domainToken(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &domainListOutput{CacheControl: "no-store", Body: DomainList{ProjectID: p.ID, VerificationToken: token, Domains: ds}}, nil
+}
+
+// domainState returns one of the project's domains as the API shows it,
+// nil when the project lacks it.
+func (s *server) domainState(ctx context.Context, projectID, domain string) (*DomainItem, error) {
+	ds, err := s.domains(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		if ds[i].Domain == domain {
+			return &ds[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // DomainRequest is the body of POST /projects/{projectId}/domains.
 type DomainRequest struct {
-	Domain string `json:"domain" minLength:"1" maxLength:"253" doc:"A host name, e.g. www.example.com. Not an IP address, not under the sites domain."`
+	Domain string `json:"domain" minLength:"1" maxLength:"253" doc:"A host name, e.g. www.example.com. Not an IP address, localhost, an API host name, or under the sites domain."`
 }
 
 type addDomainInput struct {
@@ -303,11 +368,14 @@ type addDomainInput struct {
 
 // DomainAdded confirms a domain is attached.
 type DomainAdded struct {
-	Success   bool      `json:"success"`
-	ProjectID string    `json:"projectId"`
-	Domain    string    `json:"domain" doc:"The domain as stored: lower case, no trailing dot."`
-	Message   string    `json:"message"`
-	Timestamp time.Time `json:"timestamp"`
+	Success   bool   `json:"success"`
+	ProjectID string `json:"projectId"`
+	// DomainItem's domain is the domain as stored: lower case, no
+	// trailing dot.
+	DomainItem
+	VerificationToken string    `json:"verificationToken" doc:"The project's token, which the TXT record must hold."`
+	Message           string    `json:"message"`
+	Timestamp         time.Time `json:"timestamp"`
 }
 
 type domainAddedOutput struct {
@@ -320,7 +388,7 @@ func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainAdde
 	if err != nil {
 		return nil, err
 	}
-	if err := libra.CheckDomain(in.Body.Domain, s.cfg.SitesDomain); err != nil {
+	if err := s.hosts.CheckCustomDomain(in.Body.Domain); err != nil {
 		return nil, newError(http.StatusBadRequest, libra.CodeValidation, "domain "+err.Error(),
 			[]FieldError{{Field: "domain", Message: err.Error()}})
 	}
@@ -329,19 +397,29 @@ func (s *server) addDomain(ctx context.Context, in *addDomainInput) (*domainAdde
 	if err != nil {
 		return nil, clientError(ctx, "add domain", fmt.Errorf("add %s to %s: %w", domain, p.ID, err))
 	}
-	out := &domainAddedOutput{Status: http.StatusOK, Body: DomainAdded{Success: true, ProjectID: p.ID, Domain: domain,
+	item, err := s.domainState(ctx, p.ID, domain)
+	if err != nil {
+		return nil, err
+	}
+	if item == nil {
+		// Detached by a concurrent request between the two statements.
+		return nil, newError(http.StatusConflict, libra.CodeConflict, "domain "+domain+" was detached meanwhile; try again", nil)
+	}
+	out := &domainAddedOutput{Status: http.StatusOK, Body: DomainAdded{Success: true, ProjectID: p.ID,
+		DomainItem: *item, VerificationToken: item.Verification.Value,
 		Message: "domain " + domain + " was already attached", Timestamp: libra.Now()}}
 	if added {
-		s.invalidate(p.ID)
 		out.Status = http.StatusCreated
-		out.Body.Message = "domain " + domain + " attached; it serves the project's production deployment"
+		out.Body.Message = "domain " + domain + " attached, pending verification: create a TXT record " +
+			item.Verification.Name + " holding the verificationToken, then POST /projects/" + p.ID + "/domains/" +
+			domain + "/verify"
 	}
 	return out, nil
 }
 
 type domainPath struct {
 	ProjectID string `path:"projectId" maxLength:"128" doc:"The project's id."`
-	Domain    string `path:"domain" maxLength:"253" doc:"The domain to detach."`
+	Domain    string `path:"domain" maxLength:"253" doc:"The custom domain."`
 }
 
 func (s *server) removeDomain(ctx context.Context, in *domainPath) (*deletedOutput, error) {
@@ -355,6 +433,57 @@ func (s *server) removeDomain(ctx context.Context, in *domainPath) (*deletedOutp
 	}
 	s.invalidate(p.ID)
 	return &deletedOutput{Body: Deleted{Success: true, Message: "domain " + domain + " detached", Timestamp: libra.Now()}}, nil
+}
+
+// DomainCheckResult is the answer of a verification: the domain's new state.
+type DomainCheckResult struct {
+	Success   bool   `json:"success" doc:"The check ran; whether it verified the domain is in verified."`
+	ProjectID string `json:"projectId"`
+	Verified  bool   `json:"verified"`
+	Reason    string `json:"reason,omitempty" doc:"Why the domain is not verified: the TXT record is missing or wrong, or the lookup failed."`
+	DomainItem
+	Message   string    `json:"message"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+type domainVerifiedOutput struct {
+	CacheControl string `header:"Cache-Control"`
+	Body         DomainCheckResult
+}
+
+func (s *server) verifyDomain(ctx context.Context, in *domainPath) (*domainVerifiedOutput, error) {
+	p, err := s.ownProject(ctx, in.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.VerifyDomain == nil {
+		return nil, newError(http.StatusServiceUnavailable, libra.CodeUnavailable, "domain verification is not configured", nil)
+	}
+	domain := libra.NormalizeDomain(in.Domain)
+	before, err := s.domainState(ctx, p.ID, domain)
+	if err != nil {
+		return nil, err
+	}
+	if before == nil {
+		return nil, newError(http.StatusNotFound, libra.CodeNotFound, fmt.Sprintf("project %s has no domain %.253q", p.ID, domain), nil)
+	}
+	check := s.cfg.VerifyDomain(ctx, domain, before.Verification.Value)
+	d, err := s.cfg.Store.RecordDomainCheck(ctx, p.ID, domain, check)
+	if err != nil {
+		return nil, clientError(ctx, "record domain check", fmt.Errorf("check of %s: %w", domain, err))
+	}
+	item := domainItem(*d, before.Verification.Value)
+	if item.Status != before.Status {
+		s.invalidate(p.ID)
+		loggerFrom(ctx).Info("custom domain "+item.Status, "project_id", p.ID, "domain", domain)
+	}
+	out := DomainCheckResult{Success: true, ProjectID: p.ID, Verified: check.Verified, Reason: check.Reason,
+		DomainItem: item, Timestamp: libra.Now()}
+	out.Message = "domain " + domain + " is " + item.Status
+	if !check.Verified {
+		out.Message += ": " + check.Reason
+	}
+	return &domainVerifiedOutput{CacheControl: "no-store", Body: out}, nil
 }
 
 // registerReleases adds the routes of this file.
@@ -432,8 +561,10 @@ func (s *server) registerReleases(api huma.API) {
 		Method:      http.MethodPost,
 		Path:        "/projects/{projectId}/domains",
 		Summary:     "Attach a custom domain",
-		Description: "The domain serves the project's production deployment. 201 when attached, 200 when it already was; " +
-			"409 DOMAIN_TAKEN when another project has it.",
+		Description: "The domain is attached pending: it serves the project's production deployment once the TXT record " +
+			"_libra-deploy.{domain} holds the project's verification token (in the answer) and verification ran. " +
+			"201 when attached, 200 when it already was; 400 for names that are reserved (the API's host names, the sites " +
+			"domain and names under it, IP addresses, localhost); 409 DOMAIN_TAKEN when another project has it.",
 		Tags:          []string{"Domains"},
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{"200": {
@@ -455,4 +586,19 @@ func (s *server) registerReleases(api huma.API) {
 		Middlewares: authed,
 		Errors:      auth,
 	}, s.removeDomain)
+
+	huma.Register(api, huma.Operation{
+		OperationID: "verifyDomain",
+		Method:      http.MethodPost,
+		Path:        "/projects/{projectId}/domains/{domain}/verify",
+		Summary:     "Verify a custom domain's DNS record",
+		Description: "Looks up the TXT record _libra-deploy.{domain} now. When it holds the project's verification token " +
+			"the domain becomes verified, is served and may get a certificate. Otherwise the answer is still 200, with " +
+			"verified false, status pending and the reason; a verified domain whose record is gone becomes pending again. " +
+			"A DNS lookup that fails (timeout, SERVFAIL) changes nothing.",
+		Tags:        []string{"Domains"},
+		Security:    tokenSecurity,
+		Middlewares: authed,
+		Errors:      append([]int{503}, auth...),
+	}, s.verifyDomain)
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// asked again; default 1s. Invalidate makes this process see a change
 	// at once; other processes see it within AliasTTL.
 	AliasTTL time.Duration
+	// APIHosts are the API's own host names (API_HOSTS): always the API,
+	// never a site, whatever a project has attached.
+	APIHosts []string
 	Logger   *slog.Logger
 }
 
@@ -79,6 +82,7 @@ var (
 type Host struct {
 	sitesDomain string
 	suffix      string // "." + sitesDomain
+	hosts       *libra.HostPolicy
 	resolver    Resolver
 	artifacts   libra.ArtifactStore
 	paths       pather
@@ -117,6 +121,7 @@ func New(cfg Config) *Host {
 	h := &Host{
 		sitesDomain: domain,
 		suffix:      "." + domain,
+		hosts:       libra.NewHostPolicy(domain, cfg.APIHosts),
 		resolver:    cfg.Resolver,
 		artifacts:   cfg.Artifacts,
 		log:         cfg.Logger.With("component", "sitehost"),
@@ -137,7 +142,7 @@ func (h *Host) SitesDomain() string { return h.sitesDomain }
 type hostKind int
 
 const (
-	kindAPI        hostKind = iota // the sites domain itself, an IP, localhost
+	kindAPI        hostKind = iota // API_HOSTS, the sites domain itself, an IP, localhost
 	kindDeployment                 // {deploymentId}.{sites domain}
 	kindProject                    // {projectHost}.{sites domain}
 	kindReserved                   // other names under the sites domain: serve nothing
@@ -153,6 +158,9 @@ func (h *Host) classify(host string) (kind hostKind, name, label string) {
 	}
 	name = strings.TrimSuffix(name, ".")
 	switch {
+	case h.hosts.IsAPIHost(name):
+		// Checked first: an API host may even be under the sites domain.
+		return kindAPI, name, ""
 	case name == "" || name == h.sitesDomain || name == "localhost":
 		return kindAPI, name, ""
 	case strings.HasSuffix(name, h.suffix):
@@ -212,11 +220,12 @@ func projectLabel(s string) bool {
 // IsSiteHost reports whether a request for host belongs to the site host
 // rather than the API. The rule:
 //
-//   - the sites domain itself, "localhost" and IP addresses: the API;
+//   - API_HOSTS, the sites domain itself, "localhost" and IP addresses: the
+//     API;
 //   - every name under the sites domain: a site (one that may not exist:
 //     such names are reserved for sites, so the API never answers there);
-//   - any other name: a site only when a project has it as its custom
-//     domain. The answer is cached like any alias lookup, so the API's own
+//   - any other name: a site only when a project has it as its verified
+//     custom domain (a pending one is an unknown host). The answer is cached like any alias lookup, so the API's own
 //     public host name costs one query per AliasTTL, and a resolver error
 //     counts as "not a site".
 func (h *Host) IsSiteHost(host string) bool {
@@ -270,7 +279,7 @@ func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
 	case kindDomain:
 		// Anyone can send any Host header; only a name that could have
 		// been registered as a custom domain is worth a query.
-		if libra.CheckDomain(name, h.sitesDomain) != nil {
+		if h.hosts.CheckCustomDomain(name) != nil {
 			return nil, nil
 		}
 		id, manifest, err = h.resolver.SiteByDomain(ctx, name)

@@ -655,6 +655,37 @@ func TestHostRouting(t *testing.T) {
 	}
 }
 
+// The API's own names are never sites, even when the resolver has one as a
+// custom domain (attached by hand, or before API_HOSTS named it); nor is
+// localhost or anything under it when the sites domain is elsewhere.
+func TestAPIHostsAreNeverSites(t *testing.T) {
+	e := newEnv(t, Config{SitesDomain: "sites.example.net", APIHosts: []string{"api.example.com", "Deploy.Example.com."}})
+	id := e.publish(map[string]string{"index.html": "takeover"})
+	e.res.set(func(r *memResolver) {
+		for _, d := range []string{"api.example.com", "deploy.example.com", "x.localhost", "shop.example.com"} {
+			r.domains[d] = id
+		}
+	})
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"api.example.com", false},
+		{"API.EXAMPLE.COM:443", false},
+		{"api.example.com.", false},
+		{"deploy.example.com", false},
+		{"x.localhost", false},
+		{"sites.example.net", false},
+		{"shop.example.com", true},
+		{id + ".sites.example.net", true},
+	}
+	for _, tt := range tests {
+		if got := e.host.IsSiteHost(tt.host); got != tt.want {
+			t.Errorf("IsSiteHost(%q) = %v, want %v", tt.host, got, tt.want)
+		}
+	}
+}
+
 func TestIsSiteHost(t *testing.T) {
 	e := newEnv(t, Config{})
 	id := e.publish(map[string]string{"index.html": "x"})

@@ -2,12 +2,15 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
 )
@@ -369,22 +372,44 @@ func (db *DB) refsPage(ctx context.Context, projectID string, after int64) ([]li
 	return out, last, nil
 }
 
+// domainColumns are what scanDomain reads.
+const domainColumns = `domain, project_id, created_at, verified_at, checked_at, check_error`
+
+func scanDomain(row interface{ Scan(...any) error }) (libra.Domain, error) {
+	var d libra.Domain
+	var created int64
+	var verified, checked sql.NullInt64
+	if err := row.Scan(&d.Domain, &d.ProjectID, &created, &verified, &checked, &d.CheckError); err != nil {
+		return d, err
+	}
+	d.CreatedAt = fromMicros(created)
+	d.VerifiedAt = optionalMicros(verified)
+	d.CheckedAt = optionalMicros(checked)
+	return d, nil
+}
+
+func optionalMicros(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
 // Domains lists a project's custom domains, oldest first.
 func (db *DB) Domains(ctx context.Context, projectID string) ([]libra.Domain, error) {
 	rows, err := db.readRows(ctx,
-		`SELECT domain, project_id, created_at FROM domains WHERE project_id = ? ORDER BY created_at, domain`, projectID)
+		`SELECT `+domainColumns+` FROM domains WHERE project_id = ? ORDER BY created_at, domain`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("select domains: %w", err)
 	}
 	defer rows.Close()
 	out := []libra.Domain{}
 	for rows.Next() {
-		var d libra.Domain
-		var created int64
-		if err := rows.Scan(&d.Domain, &d.ProjectID, &created); err != nil {
+		d, err := scanDomain(rows)
+		if err != nil {
 			return nil, fmt.Errorf("scan domain: %w", err)
 		}
-		d.CreatedAt = fromMicros(created)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -435,4 +460,105 @@ func (db *DB) RemoveDomain(ctx context.Context, projectID, domain string) error 
 		return libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
 	}
 	return nil
+}
+
+// DomainToken returns the project's verification token, making it on first
+// use. The UPDATE sets it only while it is NULL, so two nodes racing to make
+// it agree on the one that was written first.
+func (db *DB) DomainToken(ctx context.Context, projectID string) (string, error) {
+	var token sql.NullString
+	err := db.readRow(ctx, `SELECT domain_token FROM projects WHERE id = ?`, projectID).Scan(&token)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", libra.Errorf(libra.CodeProjectNotFound, "project %q not found", projectID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("select domain token: %w", err)
+	}
+	if token.Valid && token.String != "" {
+		return token.String, nil
+	}
+	fresh, err := newDomainToken()
+	if err != nil {
+		return "", err
+	}
+	err = db.Writer.QueryRowContext(ctx, `UPDATE projects SET domain_token = coalesce(domain_token, ?)
+		WHERE id = ? RETURNING domain_token`, fresh, projectID).Scan(&token)
+	if err != nil {
+		return "", fmt.Errorf("store domain token: %w", err)
+	}
+	return token.String, nil
+}
+
+// newDomainToken returns 160 random bits, hex-encoded: unguessable, and
+// plain enough to paste into any DNS provider's TXT field.
+func newDomainToken() (string, error) {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("domain token: %w", err)
+	}
+	return "libra-verify-" + hex.EncodeToString(b), nil
+}
+
+// RecordDomainCheck stores the outcome of a DNS check of a domain.
+func (db *DB) RecordDomainCheck(ctx context.Context, projectID, domain string, check libra.DomainCheck) (*libra.Domain, error) {
+	now := micros(libra.Now())
+	var query string
+	var args []any
+	switch {
+	case check.Verified:
+		query = `UPDATE domains SET verified_at = coalesce(verified_at, ?), checked_at = ?, check_error = ''`
+		args = []any{now, now}
+	case check.Definitive:
+		query = `UPDATE domains SET verified_at = NULL, checked_at = ?, check_error = ?`
+		args = []any{now, check.Reason}
+	default:
+		query = `UPDATE domains SET checked_at = ?, check_error = ?`
+		args = []any{now, check.Reason}
+	}
+	args = append(args, domain, projectID)
+	d, err := scanDomain(db.Writer.QueryRowContext(ctx,
+		query+` WHERE domain = ? AND project_id = ? RETURNING `+domainColumns, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record domain check: %w", err)
+	}
+	return &d, nil
+}
+
+// PendingDomains returns pending domains due for a background check.
+func (db *DB) PendingDomains(ctx context.Context, attachedAfter, checkedBefore time.Time, limit int) ([]libra.PendingDomain, error) {
+	rows, err := db.readRows(ctx, `SELECT m.domain, m.project_id, p.domain_token
+		FROM domains m JOIN projects p ON p.id = m.project_id
+		WHERE m.verified_at IS NULL AND p.domain_token IS NOT NULL AND m.created_at > ?
+		  AND (m.checked_at IS NULL OR m.checked_at < ?)
+		ORDER BY coalesce(m.checked_at, 0), m.domain LIMIT ?`, micros(attachedAfter), micros(checkedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("select pending domains: %w", err)
+	}
+	defer rows.Close()
+	var out []libra.PendingDomain
+	for rows.Next() {
+		var d libra.PendingDomain
+		if err := rows.Scan(&d.Domain, &d.ProjectID, &d.Token); err != nil {
+			return nil, fmt.Errorf("scan pending domain: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// VerifiedDomainOrg returns the org owning a verified custom domain, or "".
+func (db *DB) VerifiedDomainOrg(ctx context.Context, domain string) (string, error) {
+	var org string
+	err := db.readRow(ctx, `SELECT p.org_id FROM domains m JOIN projects p ON p.id = m.project_id
+		WHERE m.domain = ? AND m.verified_at IS NOT NULL`, domain).Scan(&org)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("select domain org: %w", err)
+	}
+	return org, nil
 }

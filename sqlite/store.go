@@ -382,10 +382,11 @@ func (db *DB) SiteByProject(ctx context.Context, projectHost string) (string, st
 		WHERE p.host = ?`, projectHost)
 }
 
-// SiteByDomain returns what a custom domain serves.
+// SiteByDomain returns what a custom domain serves: nothing while it is
+// pending, since nothing proved it is its project's to serve.
 func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, error) {
 	return db.site(ctx, `SELECT d.id, d.manifest FROM domains m JOIN projects p ON p.id = m.project_id
-		JOIN deployments d ON d.id = p.current_deployment WHERE m.domain = ?`, domain)
+		JOIN deployments d ON d.id = p.current_deployment WHERE m.domain = ? AND m.verified_at IS NOT NULL`, domain)
 }
 
 func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {

@@ -41,8 +41,8 @@ import (
 const LetsEncrypt = certmagic.LetsEncryptProductionCA
 
 // ErrNotAttached is what AttachedDomains answers for a domain that no project
-// has: no certificate may be obtained for it.
-var ErrNotAttached = errors.New("domain is not attached to any project")
+// has verified, or that is reserved: no certificate may be obtained for it.
+var ErrNotAttached = errors.New("domain is not a verified custom domain of any project")
 
 // Config configures an Issuer. StorageDir and Allowed are required.
 type Config struct {
@@ -82,6 +82,14 @@ type Config struct {
 	// a burst of up to 20; default 60. Renewals are not counted. Let's
 	// Encrypt allows 300 new orders per account in 3 hours.
 	MaxObtainsPerHour int
+	// MaxObtainsPerOrgPerHour bounds the new certificates of one org's
+	// domains, in a burst of up to 5; default 10. With it, one org
+	// cannot spend MaxObtainsPerHour alone and starve the others.
+	MaxObtainsPerOrgPerHour int
+	// OrgOf names the org a domain's certificate is counted against;
+	// nil counts every domain against one org. DomainOrg builds it from
+	// the store.
+	OrgOf func(ctx context.Context, domain string) (org string, err error)
 }
 
 // Issuer obtains, stores, serves and renews certificates on demand.
@@ -91,6 +99,7 @@ type Issuer struct {
 	cache  *certmagic.Cache
 	log    *slog.Logger
 	allow  func(ctx context.Context, domain string) error
+	orgOf  func(ctx context.Context, domain string) (string, error)
 	limits *limits
 	closed sync.Once
 }
@@ -136,6 +145,12 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.MaxObtainsPerHour <= 0 {
 		cfg.MaxObtainsPerHour = 60
 	}
+	if cfg.MaxObtainsPerOrgPerHour <= 0 {
+		cfg.MaxObtainsPerOrgPerHour = 10
+	}
+	if cfg.OrgOf == nil {
+		cfg.OrgOf = func(context.Context, string) (string, error) { return "", nil }
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -145,8 +160,9 @@ func New(cfg Config) (*Issuer, error) {
 	i := &Issuer{
 		log:   log,
 		allow: cfg.Allowed,
-		limits: newLimits(rate.Limit(float64(cfg.MaxObtainsPerHour)/3600),
-			min(20, cfg.MaxObtainsPerHour)),
+		orgOf: cfg.OrgOf,
+		limits: newLimits(rate.Limit(float64(cfg.MaxObtainsPerHour)/3600), min(20, cfg.MaxObtainsPerHour),
+			rate.Limit(float64(cfg.MaxObtainsPerOrgPerHour)/3600), min(5, cfg.MaxObtainsPerOrgPerHour)),
 	}
 	// The cache asks which Config owns a certificate during its
 	// maintenance; there is only one.
@@ -210,27 +226,41 @@ func (i *Issuer) HTTPChallengeHandler(next http.Handler) http.Handler {
 }
 
 // AttachedDomains returns an Allowed function that permits exactly the
-// domains a project has as its custom domain. A lookup error denies (this
-// handshake fails; the next one asks again).
-func AttachedDomains(s DomainOwner) func(ctx context.Context, domain string) error {
+// verified custom domains of projects, and never a name hosts reserves (the
+// API's own names, the sites domain and below, IPs, localhost), whatever
+// the store holds. A pending domain is refused: its ownership is not
+// proved, and a certificate for it would let its attacher serve HTTPS for
+// a name that is not theirs. A lookup error denies (this handshake fails;
+// the next one asks again).
+func AttachedDomains(s VerifiedDomains, hosts *libra.HostPolicy) func(ctx context.Context, domain string) error {
 	return func(ctx context.Context, domain string) error {
-		id, err := s.DomainOwner(ctx, libra.NormalizeDomain(domain))
-		if errors.Is(err, libra.ErrNotFound) || err == nil && id == "" {
+		if err := hosts.Reserved(domain); err != nil {
+			return fmt.Errorf("%w: %s %v", ErrNotAttached, domain, err)
+		}
+		org, err := s.VerifiedDomainOrg(ctx, libra.NormalizeDomain(domain))
+		if errors.Is(err, libra.ErrNotFound) || err == nil && org == "" {
 			return ErrNotAttached
 		}
 		if err != nil {
-			return fmt.Errorf("look up domain owner: %w", err)
+			return fmt.Errorf("look up domain: %w", err)
 		}
 		return nil
 	}
 }
 
-// DomainOwner is the part of libra.Store that AttachedDomains asks.
-type DomainOwner interface {
-	DomainOwner(ctx context.Context, domain string) (projectID string, err error)
+// DomainOrg returns a Config.OrgOf that asks the store.
+func DomainOrg(s VerifiedDomains) func(ctx context.Context, domain string) (string, error) {
+	return func(ctx context.Context, domain string) (string, error) {
+		return s.VerifiedDomainOrg(ctx, libra.NormalizeDomain(domain))
+	}
 }
 
-var _ DomainOwner = libra.Store(nil)
+// VerifiedDomains is the part of libra.Store that AttachedDomains asks.
+type VerifiedDomains interface {
+	VerifiedDomainOrg(ctx context.Context, domain string) (orgID string, err error)
+}
+
+var _ VerifiedDomains = libra.Store(nil)
 
 // LoadRootCAs returns the system's roots plus the certificates of a PEM
 // file: the trust for an ACME server with a private CA (Pebble in tests, a
@@ -310,7 +340,7 @@ func (i *Issuer) onEvent(ctx context.Context, event string, data map[string]any)
 	name, _ := data["identifier"].(string)
 	switch event {
 	case "cert_obtaining":
-		if err := i.limits.admit(name, time.Now()); err != nil {
+		if err := i.admit(ctx, name); err != nil {
 			i.log.Warn("certificate not ordered", "domain", name, "reason", err.Error())
 			// ErrNoRetry: certmagic would otherwise wait and try again
 			// inside the handshake.
@@ -331,6 +361,21 @@ func (i *Issuer) onEvent(ctx context.Context, event string, data map[string]any)
 		i.log.Info("certificate obtained", "domain", name, "renewal", data["renewal"])
 	}
 	return nil
+}
+
+// admit decides whether an order for name may be placed now, counting it
+// against the org of the project the domain is attached to.
+func (i *Issuer) admit(ctx context.Context, name string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, decisionTimeout)
+	defer cancel()
+	org, err := i.orgOf(ctx, name)
+	if err != nil {
+		return fmt.Errorf("look up the org of %s: %w", name, err)
+	}
+	return i.limits.admit(name, org, time.Now())
 }
 
 func errString(err error) string {

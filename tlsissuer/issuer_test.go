@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
@@ -18,6 +20,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	libra "github.com/libra-deploy/libra-deploy"
 )
 
 // The tests run the service's HTTP and HTTPS front the way the wiring does
@@ -333,6 +339,38 @@ func TestOnDemandCertificateOverTLSALPN01(t *testing.T) {
 	}
 }
 
+// With real orders at Pebble: an org past its own budget gets no order
+// placed, and another org's first certificate is still obtained.
+func TestPerOrgBudgetAtTheCA(t *testing.T) {
+	r := newRig(t, "a1.greedy.example", "a2.greedy.example", "b1.other.example")
+	orgs := verified{"a1.greedy.example": "greedy", "a2.greedy.example": "greedy", "b1.other.example": "other"}
+	iss := r.newIssuer(t.TempDir(), port(r.httpLn), port(r.tlsLn), func(c *Config) {
+		c.DisableTLSALPN01 = true
+		c.MaxObtainsPerOrgPerHour = 1
+		c.OrgOf = DomainOrg(orgs)
+	})
+	r.serve(iss, r.httpLn, r.tlsLn)
+	addr := r.tlsLn.Addr().String()
+
+	if _, err := dialTLS(addr, "a1.greedy.example", r.pebble.issuing); err != nil {
+		t.Fatalf("greedy org's first certificate: %v", err)
+	}
+	if _, err := dialTLS(addr, "a2.greedy.example", r.pebble.issuing); err == nil {
+		t.Fatal("greedy org got a second certificate past its budget of 1")
+	}
+	if n := r.pebble.ordersFor("a2.greedy.example"); n != 0 {
+		t.Errorf("orders for the refused name = %d, want 0", n)
+	}
+	if _, err := dialTLS(addr, "b1.other.example", r.pebble.issuing); err != nil {
+		t.Fatalf("another org's first certificate after the greedy org's budget was spent: %v", err)
+	}
+	t.Logf("orders: a1 %d, a2 %d, b1 %d", r.pebble.ordersFor("a1.greedy.example"),
+		r.pebble.ordersFor("a2.greedy.example"), r.pebble.ordersFor("b1.other.example"))
+	if !strings.Contains(r.logs.String(), errOrgTooManyOrders.Error()) {
+		t.Error("the refusal was not logged with its reason")
+	}
+}
+
 // A domain that is attached but whose validation fails (its DNS points
 // nowhere) fails the handshake at once instead of holding it for
 // certmagic's in-handshake retries, and is not ordered again until its
@@ -385,8 +423,8 @@ func TestNewRejectsUnsafeConfig(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimits(1, 2)
-	if err := l.admit("a.example.com", now); err != nil {
+	l := newLimits(1, 2, 1, 5)
+	if err := l.admit("a.example.com", "org", now); err != nil {
 		t.Fatal(err)
 	}
 	var waits []time.Duration
@@ -400,35 +438,113 @@ func TestLimits(t *testing.T) {
 	if !slices.Equal(waits, want) {
 		t.Errorf("backoff = %v, want %v", waits, want)
 	}
-	if err := l.admit("a.example.com", now.Add(59*time.Minute)); err == nil {
+	if err := l.admit("a.example.com", "org", now.Add(59*time.Minute)); err == nil {
 		t.Error("admitted during backoff")
 	}
-	if err := l.admit("b.example.com", now); err != nil {
+	if err := l.admit("b.example.com", "org", now); err != nil {
 		t.Errorf("other name refused: %v", err)
 	}
 	// The burst of 2 is spent: a third name waits for the rate.
-	if err := l.admit("c.example.com", now); err != errTooManyOrders {
+	if err := l.admit("c.example.com", "org", now); err != errTooManyOrders {
 		t.Errorf("over the rate: %v", err)
 	}
 	l.succeeded("a.example.com")
-	if err := l.admit("a.example.com", now.Add(2*time.Second)); err != nil {
+	if err := l.admit("a.example.com", "org", now.Add(2*time.Second)); err != nil {
 		t.Errorf("after success and a refill: %v", err)
 	}
 }
 
-func TestAttachedDomains(t *testing.T) {
-	allow := AttachedDomains(owners{"shop.example.com": "proj1"})
-	if err := allow(context.Background(), "Shop.Example.com."); err != nil {
-		t.Errorf("attached domain: %v", err)
+// One org spending its whole budget leaves every other org's first
+// certificates alone, up to the global ceiling; the spent org is refused
+// without using the global budget.
+func TestLimitsPerOrg(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	perHour := rate.Limit(10.0 / 3600)
+	l := newLimits(rate.Limit(60.0/3600), 20, perHour, 5)
+	granted := 0
+	for i := range 50 {
+		if l.admit(fmt.Sprintf("d%d.greedy.example", i), "greedy", now) == nil {
+			granted++
+		}
 	}
-	if err := allow(context.Background(), "other.example.com"); err != ErrNotAttached {
-		t.Errorf("unattached domain: %v", err)
+	t.Logf("greedy org: %d of 50 orders admitted at once", granted)
+	if granted != 5 {
+		t.Errorf("greedy org got %d orders at once, want its burst of 5", granted)
+	}
+	if err := l.admit("d99.greedy.example", "greedy", now); err != errOrgTooManyOrders {
+		t.Errorf("greedy org over its budget: %v, want errOrgTooManyOrders", err)
+	}
+	for i := range 3 {
+		org := fmt.Sprintf("org%d", i)
+		if err := l.admit("www."+org+".example", org, now); err != nil {
+			t.Errorf("%s's first certificate refused after another org spent its budget: %v", org, err)
+		}
+	}
+	// The global ceiling holds too: 20 at once across all orgs.
+	total := granted + 3
+	for i := 3; i < 40; i++ {
+		org := fmt.Sprintf("org%d", i)
+		if l.admit("www."+org+".example", org, now) == nil {
+			total++
+		}
+	}
+	t.Logf("all orgs: %d orders admitted at once, global burst 20", total)
+	if total != 20 {
+		t.Errorf("%d orders admitted at once across orgs, want the global burst of 20", total)
+	}
+	// A refusal by the global ceiling does not charge the org.
+	if tokens := l.orgs["org39"].TokensAt(now); tokens < 5 {
+		t.Errorf("org39 was charged for a refused order: %.1f tokens left of 5", tokens)
 	}
 }
 
-type owners map[string]string
+// The per-org limiters stay bounded however many orgs come by.
+func TestLimitsPerOrgBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimits(rate.Inf, 1, 1, 1)
+	for i := range maxOrgLimiters * 2 {
+		_ = l.admit("x.example", fmt.Sprintf("org%d", i), now)
+	}
+	t.Logf("%d orgs seen, %d limiters kept (max %d)", maxOrgLimiters*2, len(l.orgs), maxOrgLimiters)
+	if len(l.orgs) > maxOrgLimiters {
+		t.Errorf("%d org limiters kept, max %d", len(l.orgs), maxOrgLimiters)
+	}
+}
 
-func (o owners) DomainOwner(_ context.Context, domain string) (string, error) { return o[domain], nil }
+func TestAttachedDomains(t *testing.T) {
+	hosts := libra.NewHostPolicy("sites.example.net", []string{"api.example.com"})
+	allow := AttachedDomains(verified{"shop.example.com": "acme", "api.example.com": "evil", "x.sites.example.net": "evil"}, hosts)
+	tests := []struct {
+		domain string
+		ok     bool
+	}{
+		{"Shop.Example.com.", true},
+		{"other.example.com", false},   // unknown or pending
+		{"api.example.com", false},     // API_HOSTS, even if the store has it
+		{"x.sites.example.net", false}, // under the sites domain
+		{"foo.localhost", false},
+	}
+	for _, tt := range tests {
+		err := allow(context.Background(), tt.domain)
+		if (err == nil) != tt.ok {
+			t.Errorf("allow(%s) = %v, want allowed %v", tt.domain, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrNotAttached) {
+			t.Errorf("allow(%s) = %v, want ErrNotAttached", tt.domain, err)
+		}
+	}
+	org, err := DomainOrg(verified{"shop.example.com": "acme"})(context.Background(), "SHOP.example.com")
+	if err != nil || org != "acme" {
+		t.Errorf("DomainOrg = %q, %v; want acme", org, err)
+	}
+}
+
+// verified maps verified domains to their orgs.
+type verified map[string]string
+
+func (v verified) VerifiedDomainOrg(_ context.Context, domain string) (string, error) {
+	return v[domain], nil
+}
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()

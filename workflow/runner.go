@@ -38,6 +38,9 @@ type Runner struct {
 	// SitesDomain is the domain deployments are served under (custom
 	// domains may not be under it).
 	SitesDomain string
+	// APIHosts are the API's own host names: reserved, like the sites
+	// domain, so never attached as a custom domain.
+	APIHosts []string
 	// SiteURL returns a deployment's immutable URL.
 	SiteURL func(deploymentID string) string
 	// Published is told when a project's alias may have moved, so the site

@@ -29,7 +29,9 @@ func (ru *run) validate(ctx context.Context) error {
 		return libra.Permanent(libra.Errorf(libra.CodeForbidden, "project %q does not belong to org %q", d.ProjectID, d.OrgID))
 	}
 	if d.CustomDomain != "" {
-		if err := libra.CheckDomain(d.CustomDomain, ru.r.SitesDomain); err != nil {
+		// The API refused reserved names at acceptance; checked again
+		// because API_HOSTS may have changed while this one was queued.
+		if err := libra.NewHostPolicy(ru.r.SitesDomain, ru.r.APIHosts).CheckCustomDomain(d.CustomDomain); err != nil {
 			return libra.Permanent(libra.Errorf(libra.CodeValidation, "customDomain %v", err))
 		}
 		owner, err := ru.r.Store.DomainOwner(ctx, d.CustomDomain)

@@ -37,6 +37,16 @@ type config struct {
 	// through net/http (internal/http1).
 	FastPath bool
 
+	// APIHosts are the names the API is reached by: never a custom
+	// domain, always the API (API_HOSTS, comma-separated).
+	APIHosts []string
+	// DNSResolver is the host:port of the DNS server custom domains are
+	// verified with (DNS_RESOLVER); "" means the first of /etc/resolv.conf.
+	DNSResolver string
+	// DomainCheckInterval is how often pending custom domains are checked
+	// in the background (DOMAIN_CHECK_INTERVAL); 0 turns it off.
+	DomainCheckInterval time.Duration
+
 	// Builds: the sandbox's limits and the build's timeouts.
 	SandboxMemoryMB   int
 	SandboxPids       int
@@ -112,6 +122,8 @@ func loadConfig() *config {
 		FastPath:        !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("SITE_FAST_PATH", "on"))),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
 
+		DNSResolver: env("DNS_RESOLVER", ""),
+
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
@@ -127,6 +139,16 @@ func loadConfig() *config {
 	for _, h := range strings.Split(env("BUILD_REGISTRY_ALLOWLIST", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			c.RegistryAllowlist = append(c.RegistryAllowlist, h)
+		}
+	}
+	if d, err := time.ParseDuration(env("DOMAIN_CHECK_INTERVAL", "1m")); err == nil && d >= 0 {
+		c.DomainCheckInterval = d
+	} else {
+		c.DomainCheckInterval = time.Minute
+	}
+	for _, h := range strings.Split(env("API_HOSTS", ""), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.APIHosts = append(c.APIHosts, h)
 		}
 	}
 	for _, o := range strings.Split(env("CORS_ORIGINS", "http://localhost:*,https://libra.dev"), ",") {

@@ -9,11 +9,12 @@ import (
 	"path/filepath"
 	"time"
 
+	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/tlsissuer"
 )
 
 // httpsConfig is the optional HTTPS listener with automatic certificates for
-// attached custom domains. Off unless HTTPS_ADDR is set.
+// verified custom domains. Off unless HTTPS_ADDR is set.
 type httpsConfig struct {
 	Addr      string
 	Directory string
@@ -33,7 +34,7 @@ func loadHTTPSConfig() httpsConfig {
 // startHTTPS starts the HTTPS listener. It returns the handler the plain
 // listener must use (it answers ACME HTTP-01 challenges first) and a function
 // that stops the listener. With HTTPS off it returns handler unchanged.
-func startHTTPS(hc httpsConfig, dataDir string, owner tlsissuer.DomainOwner, handler http.Handler, plainPort int, logger *slog.Logger) (http.Handler, func(context.Context), error) {
+func startHTTPS(hc httpsConfig, dataDir string, domains tlsissuer.VerifiedDomains, hosts *libra.HostPolicy, handler http.Handler, plainPort int, logger *slog.Logger) (http.Handler, func(context.Context), error) {
 	if hc.Addr == "" {
 		return handler, func(context.Context) {}, nil
 	}
@@ -45,7 +46,8 @@ func startHTTPS(hc httpsConfig, dataDir string, owner tlsissuer.DomainOwner, han
 		StorageDir:   filepath.Join(dataDir, "certs"),
 		DirectoryURL: hc.Directory,
 		Email:        hc.Email,
-		Allowed:      tlsissuer.AttachedDomains(owner),
+		Allowed:      tlsissuer.AttachedDomains(domains, hosts),
+		OrgOf:        tlsissuer.DomainOrg(domains),
 		Logger:       logger,
 		HTTPPort:     plainPort,
 		TLSPort:      ln.Addr().(*net.TCPAddr).Port,

@@ -328,7 +328,7 @@ func TestReleasesAuthorization(t *testing.T) {
 }
 
 func TestCustomDomains(t *testing.T) {
-	s := startServer(t, noLimit...)
+	s, dns := startWithDNS(t, noLimit...)
 	tok := s.setup("acme", "shop")
 	s.admin("project", "create", "--org", "acme", "--id", "blog")
 	addDomain := func(project, domain string) response {
@@ -371,6 +371,11 @@ func TestCustomDomains(t *testing.T) {
 		t.Fatalf("domain before any deployment: %d %s", r.status, r.body)
 	}
 	s.deployWait(tok, site("acme", "shop", map[string]string{"index.html": "shop v1"}), "completed")
+	// Pending until its DNS record is verified: not a site yet.
+	if r := s.page("www.shop.test", "/"); !notASite(r) {
+		t.Fatalf("pending domain after deploy: %d %s", r.status, r.body)
+	}
+	s.verifyDomain(dns, tok, "shop", "www.shop.test")
 	if r := s.page("www.shop.test", "/"); r.status != 200 || string(r.body) != "shop v1" {
 		t.Fatalf("domain after deploy: %d %q", r.status, r.body)
 	}
@@ -379,9 +384,13 @@ func TestCustomDomains(t *testing.T) {
 	body["customDomain"] = "blog.example.test"
 	s.deployWait(tok, body, "completed")
 	r = s.do("GET", "/projects/blog/domains", nil, bearer(tok)...)
-	if !strings.Contains(string(r.body), `"domain":"blog.example.test"`) {
+	if !strings.Contains(string(r.body), `"domain":"blog.example.test","status":"pending"`) {
 		t.Fatalf("blog domains: %s", r.body)
 	}
+	if r := s.page("blog.example.test", "/"); !notASite(r) {
+		t.Fatalf("pending blog domain: %d %q", r.status, r.body)
+	}
+	s.verifyDomain(dns, tok, "blog", "blog.example.test")
 	if r := s.page("blog.example.test", "/"); string(r.body) != "blog v1" {
 		t.Fatalf("blog domain: %d %q", r.status, r.body)
 	}
@@ -397,6 +406,16 @@ func TestCustomDomains(t *testing.T) {
 	}
 	wantCode(t, s.do("DELETE", "/projects/shop/domains/www.shop.test", nil, bearer(tok)...), 404, "NOT_FOUND")
 	wantCode(t, addDomain("blog", "www.shop.test"), 201, "")
+	// Verified again, with the blog's own token: the shop's, still in the
+	// DNS, does not count.
+	if r := s.page("www.shop.test", "/"); !notASite(r) {
+		t.Fatalf("domain moved to blog serves before it is verified: %d %q", r.status, r.body)
+	}
+	r = s.do("POST", "/projects/blog/domains/www.shop.test/verify", nil, bearer(tok)...)
+	if r.status != 200 || r.json["verified"] != false || r.str("status") != "pending" {
+		t.Fatalf("verify with another project's token: %d %s", r.status, r.body)
+	}
+	s.verifyDomain(dns, tok, "blog", "www.shop.test")
 	if r := s.page("www.shop.test", "/"); string(r.body) != "blog v1" {
 		t.Fatalf("domain moved to blog: %d %q", r.status, r.body)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/api"
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
@@ -94,6 +95,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		BeforeStep:      hooks,
 		Logger:          logger,
 	}
+	runner.APIHosts = c.APIHosts
 	db, q, err := openState(ctx, c, runner, logger)
 	if err != nil {
 		return err
@@ -133,9 +135,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Resolver:    db,
 		Artifacts:   artifacts,
 		Logger:      logger,
+
+		APIHosts: c.APIHosts,
 	})
 	runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
 
+	verifyDomain, err := domainVerifier(c, logger)
+	if err != nil {
+		return err
+	}
 	handler := api.New(api.Config{
 		Store:     db,
 		Artifacts: artifacts,
@@ -156,8 +164,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		SiteURL:     runner.SiteURL,
 		Invalidate:  sites.Invalidate,
 		Logger:      logger,
+
+		APIHosts:     c.APIHosts,
+		VerifyDomain: verifyDomain,
 	})
-	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db, handler, port, logger)
+	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db,
+		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), handler, port, logger)
 	if err != nil {
 		return err
 	}
@@ -183,6 +195,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	// a deployment id, those of the deployment's immutable host.
 	stopGC := startGC(ctx, gcc, db, artifacts, func(id, _ string) { sites.Invalidate(id) }, logger)
 	defer stopGC()
+	stopDomainChecks := startDomainChecks(ctx, &domainChecker{store: db, verify: verifyDomain,
+		interval: c.DomainCheckInterval, invalidate: sites.Invalidate, log: logger})
+	defer stopDomainChecks()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "version", version,

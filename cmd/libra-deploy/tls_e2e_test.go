@@ -45,7 +45,8 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 		}
 	})
 
-	s := startServer(t, append(noLimit,
+	s, dns := startWithDNS(t, append(noLimit,
+		"API_HOSTS=api.example.com",
 		"HTTPS_ADDR=127.0.0.1:0",
 		"ACME_DIRECTORY="+acme.DirectoryURL,
 		"ACME_CA_ROOT="+acme.CAFile,
@@ -98,10 +99,24 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 		t.Fatalf("the ACME server got %d requests before any domain was attached, want 0", n)
 	}
 
-	// customDomain attaches the domain when the deployment completes.
+	// customDomain attaches the domain when the deployment completes,
+	// pending: until its DNS record is verified, no certificate either.
 	body := staticSite("acme", "shop", 1)
 	body["customDomain"] = "shop.example.com"
 	s.deployWait(tok, body, "completed")
+	if _, err := tlsHandshake(httpsAddr, "shop.example.com", acme.Roots, deadline); err == nil {
+		t.Fatal("handshake for a pending domain succeeded")
+	}
+	// An API host name, even one a project has in the store (attached by
+	// hand: the API refuses it), is never worth a certificate.
+	execSQL(t, s, `INSERT INTO domains (domain, project_id, created_at, verified_at) VALUES ('api.example.com', 'shop', 0, 0)`)
+	if _, err := tlsHandshake(httpsAddr, "api.example.com", acme.Roots, deadline); err == nil {
+		t.Fatal("handshake for an API host name succeeded")
+	}
+	if n := acme.Requests(); n != 0 {
+		t.Fatalf("the ACME server got %d requests for pending and reserved names, want 0", n)
+	}
+	s.verifyDomain(dns, tok, "shop", "shop.example.com")
 
 	// The first handshake obtains the certificate from Pebble, over
 	// HTTP-01 answered by the plain listener.
@@ -151,6 +166,9 @@ func TestHTTPSOnDemandCertificates(t *testing.T) {
 	}
 	if n := acme.Orders(); n != 1 {
 		t.Errorf("orders = %d, want 1", n)
+	}
+	if n := acme.OrdersFor("api.example.com"); n != 0 {
+		t.Errorf("orders for api.example.com = %d, want 0", n)
 	}
 
 	// The certificate and its key are stored under {data dir}/certs,
