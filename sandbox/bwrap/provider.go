@@ -2,21 +2,20 @@ package bwrap
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/fsname"
 )
 
 // Provider is the "local" libra.SandboxProvider.
@@ -155,6 +154,12 @@ func (p *Provider) prepareStateDir() error {
 			return err
 		}
 		if err := checkSearchable(p.cfg.CacheDir); err != nil {
+			return err
+		}
+		if err := removeLegacyCaches(p.cfg.CacheDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(p.cfg.CacheDir, orgCachesDir), 0o711); err != nil {
 			return err
 		}
 	}
@@ -452,14 +457,29 @@ func mkdirOwned(dir string, uid int) error {
 	return nil
 }
 
-var safeOrgID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// orgCachesDir holds one cache per org, named by fsname.ID. Caches of
+// earlier versions sat directly in CacheDir as "org-<id or hash>", a
+// mapping that two orgs could share; New deletes them.
+const orgCachesDir = "orgs"
 
-// orgCacheKey names an org's cache directory: the org id when it is a safe
-// file name, a hash of it otherwise.
+// orgCacheKey names an org's cache directory, relative to CacheDir.
 func orgCacheKey(org string) string {
-	if safeOrgID.MatchString(org) {
-		return "org-" + org
+	return filepath.Join(orgCachesDir, fsname.ID(org))
+}
+
+// removeLegacyCaches deletes the per-org caches of the old layout: one of
+// them may hold files planted by another org that shared its name.
+func removeLegacyCaches(cacheDir string) error {
+	entries, err := os.ReadDir(cacheDir)
+	if err != nil {
+		return fmt.Errorf("read cache dir: %w", err)
 	}
-	sum := sha256.Sum256([]byte(org))
-	return "org-" + hex.EncodeToString(sum[:16])
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "org-") {
+			if err := os.RemoveAll(filepath.Join(cacheDir, e.Name())); err != nil {
+				return fmt.Errorf("remove old org cache: %w", err)
+			}
+		}
+	}
+	return nil
 }
