@@ -45,6 +45,9 @@ type config struct {
 	SandboxUIDBase    int
 	SandboxCgroup     string
 	RegistryAllowlist []string
+	// SandboxProxyPorts: the ports an allow-listed registry may be reached
+	// on through the install proxy, comma-separated.
+	SandboxProxyPorts string
 	InstallTimeout    time.Duration
 	BuildTimeout      time.Duration
 	DefaultPackageMgr string
@@ -117,6 +120,7 @@ func loadConfig() *config {
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
 		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
 		SandboxCgroup:     env("SANDBOX_CGROUP", "libra-sandbox"),
+		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
 		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
 		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
 		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
@@ -160,7 +164,23 @@ func (c *config) validate() error {
 	if c.Timeout < time.Second {
 		return fmt.Errorf("MAX_DEPLOYMENT_TIMEOUT must be at least 1000 ms")
 	}
+	if _, err := c.proxyPorts(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// proxyPorts parses SANDBOX_PROXY_PORTS.
+func (c *config) proxyPorts() ([]int, error) {
+	var ports []int
+	for _, f := range strings.Split(c.SandboxProxyPorts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("SANDBOX_PROXY_PORTS %q: want comma-separated ports (1-65535)", c.SandboxProxyPorts)
+		}
+		ports = append(ports, n)
+	}
+	return ports, nil
 }
 
 func newLogger(level string) *slog.Logger {

@@ -19,6 +19,7 @@ import (
 func newSandboxes(ctx context.Context, c *config, logger *slog.Logger) (libra.SandboxProvider, func()) {
 	switch c.SandboxProvider {
 	case "local":
+		ports, _ := c.proxyPorts() // validated at start
 		p, err := bwrap.New(ctx, bwrap.Config{
 			StateDir:          c.sandboxDir(),
 			CacheDir:          c.cacheDir() + "/pm",
@@ -30,6 +31,7 @@ func newSandboxes(ctx context.Context, c *config, logger *slog.Logger) (libra.Sa
 			DiskLimit:         int64(c.SandboxDiskMB) << 20,
 			CPUTimeLimit:      time.Duration(c.SandboxCPUSeconds) * time.Second,
 			ProxyAllowedHosts: c.RegistryAllowlist,
+			ProxyPorts:        ports,
 			Logger:            logger.With("component", "sandbox"),
 		})
 		if err != nil {

@@ -93,6 +93,9 @@ type Config struct {
 	// proxy (exact names, or "*.example.com" for subdomains). Default: the
 	// host of `npm config get registry`, or registry.npmjs.org.
 	ProxyAllowedHosts []string
+	// ProxyPorts are the ports an allowed host without a port of its own may
+	// be reached on. Default: 443.
+	ProxyPorts []int
 	// ProxyDeniedNets are refused in addition to the built-in list
 	// (loopback, private, link-local, CGNAT, multicast, the host's own
 	// addresses).

@@ -103,7 +103,7 @@ func (p *Provider) init(ctx context.Context) error {
 	if len(hosts) == 0 {
 		hosts = DefaultRegistryHosts(ctx)
 	}
-	p.proxy = ProxyConfig{AllowedHosts: hosts, DeniedNets: cfg.ProxyDeniedNets, Logger: cfg.Logger}
+	p.proxy = ProxyConfig{AllowedHosts: hosts, AllowedPorts: cfg.ProxyPorts, DeniedNets: cfg.ProxyDeniedNets, Logger: cfg.Logger}
 	if _, err := NewProxy(p.proxy); err != nil {
 		return err
 	}

@@ -27,7 +27,8 @@ type ProxyConfig struct {
 	// compared case-insensitively. Required.
 	AllowedHosts []string
 	// AllowedPorts are the ports a host entry without a port may use.
-	// Default: 443 and 80.
+	// Default: 443 only. Port 80 would let a build send plain HTTP with any
+	// Host header to whatever else sits behind a registry's CDN front.
 	AllowedPorts []int
 	// DeniedNets are refused in addition to the built-in list.
 	DeniedNets []netip.Prefix
@@ -77,8 +78,13 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			return nil, err
 		}
 	}
+	for _, port := range cfg.AllowedPorts {
+		if port < 1 || port > 65535 {
+			return nil, fmt.Errorf("proxy: bad allowed port %d", port)
+		}
+	}
 	if len(cfg.AllowedPorts) == 0 {
-		cfg.AllowedPorts = []int{443, 80}
+		cfg.AllowedPorts = []int{443}
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 15 * time.Second
