@@ -48,6 +48,9 @@ type config struct {
 	// SandboxProxyPorts: the ports an allow-listed registry may be reached
 	// on through the install proxy, comma-separated.
 	SandboxProxyPorts string
+	// SandboxProxyConns caps the connections one build holds to the
+	// install proxy.
+	SandboxProxyConns int
 	InstallTimeout    time.Duration
 	BuildTimeout      time.Duration
 	DefaultPackageMgr string
@@ -121,6 +124,7 @@ func loadConfig() *config {
 		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
 		SandboxCgroup:     env("SANDBOX_CGROUP", "libra-sandbox"),
 		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
+		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),
 		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
 		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
 		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),

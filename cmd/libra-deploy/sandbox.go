@@ -32,6 +32,7 @@ func newSandboxes(ctx context.Context, c *config, logger *slog.Logger) (libra.Sa
 			CPUTimeLimit:      time.Duration(c.SandboxCPUSeconds) * time.Second,
 			ProxyAllowedHosts: c.RegistryAllowlist,
 			ProxyPorts:        ports,
+			ProxyMaxConns:     c.SandboxProxyConns,
 			Logger:            logger.With("component", "sandbox"),
 		})
 		if err != nil {

@@ -103,7 +103,14 @@ func (p *Provider) init(ctx context.Context) error {
 	if len(hosts) == 0 {
 		hosts = DefaultRegistryHosts(ctx)
 	}
-	p.proxy = ProxyConfig{AllowedHosts: hosts, AllowedPorts: cfg.ProxyPorts, DeniedNets: cfg.ProxyDeniedNets, Logger: cfg.Logger}
+	shared, err := proxySharedLimit(cfg.ProxyMaxConns, cfg.UIDCount)
+	if err != nil {
+		return err
+	}
+	p.proxy = ProxyConfig{
+		AllowedHosts: hosts, AllowedPorts: cfg.ProxyPorts, DeniedNets: cfg.ProxyDeniedNets,
+		MaxConns: cfg.ProxyMaxConns, shared: shared, Logger: cfg.Logger,
+	}
 	if _, err := NewProxy(p.proxy); err != nil {
 		return err
 	}
@@ -121,6 +128,17 @@ func (p *Provider) init(ctx context.Context) error {
 		p.uids <- cfg.UIDBase + i
 	}
 	return nil
+}
+
+// proxySharedLimit is the cap all sandboxes' proxies draw from: what every
+// sandbox may hold at once, or less if the open files limit minus its
+// reserve cannot pay for that.
+func proxySharedLimit(perSandbox, sandboxes int) (connLimit, error) {
+	budget, err := proxyConnBudget()
+	if err != nil {
+		return nil, err
+	}
+	return newConnLimit(min(budget, perSandbox*sandboxes)), nil
 }
 
 // prepareStateDir lays out StateDir: root-owned, searchable but not

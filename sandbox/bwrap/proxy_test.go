@@ -309,3 +309,72 @@ func TestProxyPorts(t *testing.T) {
 		t.Fatal("port 70000 accepted")
 	}
 }
+
+// TestProxyConnectionCaps: past its own cap, or past a cap shared with
+// other proxies, a proxy accepts nothing more until a connection closes.
+func TestProxyConnectionCaps(t *testing.T) {
+	cases := []struct {
+		name       string
+		maxConns   int
+		shared     int
+		sharedUsed int // slots other proxies hold
+		idle       int // connections the test opens and holds first
+	}{
+		{"own cap", 4, 0, 0, 4},
+		{"shared cap", 64, 5, 3, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ProxyConfig{AllowedHosts: []string{"registry.npmjs.org"}, MaxConns: tc.maxConns}
+			if tc.shared > 0 {
+				cfg.shared = newConnLimit(tc.shared)
+				for range tc.sharedUsed {
+					cfg.shared <- struct{}{}
+				}
+			}
+			p, err := NewProxy(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Start(l); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var idle []net.Conn
+			for range tc.idle {
+				c, err := net.Dial("tcp", l.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				idle = append(idle, c)
+			}
+			// A refused target answers at once, without any network.
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+			br := bufio.NewReader(c)
+			_ = c.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+			if _, err := br.ReadByte(); err == nil {
+				t.Fatalf("connection %d served over the cap", tc.idle+1)
+			}
+			idle[0].Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("not served once a slot was free: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("CONNECT example.com:443: %d, want 403", resp.StatusCode)
+			}
+		})
+	}
+}
