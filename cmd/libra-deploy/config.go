@@ -44,6 +44,10 @@ type config struct {
 	SandboxCPUSeconds int
 	SandboxUIDBase    int
 	SandboxCgroup     string
+	// SandboxRoot holds everything a build uid must reach: the sandbox's
+	// state, the org caches and the deployments' working directories. Empty
+	// means defaultSandboxRoot (see sandbox.go); runServe resolves it.
+	SandboxRoot       string
 	RegistryAllowlist []string
 	// SandboxProxyPorts: the ports an allow-listed registry may be reached
 	// on through the install proxy, comma-separated.
@@ -123,6 +127,7 @@ func loadConfig() *config {
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
 		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
 		SandboxCgroup:     env("SANDBOX_CGROUP", "libra-sandbox"),
+		SandboxRoot:       env("SANDBOX_ROOT", ""),
 		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
 		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),
 		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
@@ -158,7 +163,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 
 func (c *config) dbPath() string       { return filepath.Join(c.DataDir, "libra.db") }
 func (c *config) artifactsDir() string { return filepath.Join(c.DataDir, "artifacts") }
-func (c *config) workDir() string      { return filepath.Join(c.DataDir, "work") }
+func (c *config) workDir() string      { return filepath.Join(c.SandboxRoot, "work") }
 func (c *config) lockPath() string     { return filepath.Join(c.DataDir, "serve.lock") }
 func (c *config) logger() *slog.Logger { return newLogger(c.LogLevel) }
 func (c *config) validate() error {
@@ -195,5 +200,5 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-func (c *config) sandboxDir() string { return filepath.Join(c.DataDir, "sandbox") }
-func (c *config) cacheDir() string   { return filepath.Join(c.DataDir, "cache") }
+func (c *config) sandboxDir() string { return filepath.Join(c.SandboxRoot, "state") }
+func (c *config) cacheDir() string   { return filepath.Join(c.SandboxRoot, "cache") }
