@@ -56,6 +56,7 @@ type probeStats struct {
 	samples, failures  int
 	maxHealth, maxSite time.Duration
 	maxFds             int
+	maxRSSMB           int
 }
 
 // TestInstallProxyFloodKeepsServiceUp: a preinstall script opens more
@@ -89,12 +90,15 @@ func TestInstallProxyFloodKeepsServiceUp(t *testing.T) {
 		t.Fatalf("the flood never held its connections: %.3000s", final.body)
 	}
 	t.Logf("flood: %s connections held, %s refused by the kernel; service fds %d at rest, at most %d during the flood", held[1], held[2], baseline, stats.maxFds)
-	t.Logf("during the flood: %d samples, %d failed, slowest /health %s, slowest site %s", stats.samples, stats.failures, stats.maxHealth, stats.maxSite)
+	t.Logf("during the flood: %d samples, %d failed, slowest /health %s, slowest site %s, service RSS at most %d MB", stats.samples, stats.failures, stats.maxHealth, stats.maxSite, stats.maxRSSMB)
 	if final.str("status") != "completed" {
 		t.Errorf("the flooding build did not complete: %.2000s", final.body)
 	}
 	if stats.maxFds > baseline+600 {
 		t.Errorf("service held %d fds during the flood (at rest %d): not bounded", stats.maxFds, baseline)
+	}
+	if stats.maxRSSMB > 300 {
+		t.Errorf("service RSS reached %d MB during the flood", stats.maxRSSMB)
 	}
 	if stats.failures > 0 || stats.maxHealth > 2*time.Second || stats.maxSite > 2*time.Second {
 		t.Errorf("service degraded during the flood: %+v", stats)
@@ -128,6 +132,7 @@ func sampleService(t *testing.T, s *server, pid int, d time.Duration) probeStats
 		}
 		st.maxHealth, st.maxSite = max(st.maxHealth, h), max(st.maxSite, site)
 		st.maxFds = max(st.maxFds, countFds(t, pid))
+		st.maxRSSMB = max(st.maxRSSMB, rssMB(t, pid))
 	}
 	return st
 }
@@ -139,4 +144,19 @@ func countFds(t *testing.T, pid int) int {
 		t.Fatalf("count fds: %v", err)
 	}
 	return len(ents)
+}
+
+// rssMB is the process's resident memory in MB (VmRSS).
+func rssMB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatalf("read status: %v", err)
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	}
+	kb, _ := strconv.Atoi(string(m[1]))
+	return kb / 1024
 }
