@@ -176,6 +176,9 @@ func (c *config) validate() error {
 	if _, err := c.proxyPorts(); err != nil {
 		return err
 	}
+	if c.SandboxProxyConns < 1 {
+		return fmt.Errorf("SANDBOX_PROXY_MAX_CONNS must be at least 1")
+	}
 	return nil
 }
 

@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -159,4 +161,28 @@ func rssMB(t *testing.T, pid int) int {
 	}
 	kb, _ := strconv.Atoi(string(m[1]))
 	return kb / 1024
+}
+
+// TestServeRefusesBadProxySettings: a bad proxy setting stops serve at
+// start, naming the variable, rather than running with something else.
+func TestServeRefusesBadProxySettings(t *testing.T) {
+	cases := []struct{ env, want string }{
+		{"SANDBOX_PROXY_PORTS=443,http", "SANDBOX_PROXY_PORTS"},
+		{"SANDBOX_PROXY_PORTS=70000", "SANDBOX_PROXY_PORTS"},
+		{"SANDBOX_PROXY_MAX_CONNS=-1", "SANDBOX_PROXY_MAX_CONNS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.env, func(t *testing.T) {
+			// A serve that accepted the setting would keep running: the
+			// deadline ends it, and that counts as a failure.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+			cmd.Env = append(os.Environ(), tc.env, "SANDBOX_ROOT="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil || err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("serve with %s: %v (deadline: %v)\n%.2000s", tc.env, err, ctx.Err(), out)
+			}
+		})
+	}
 }
