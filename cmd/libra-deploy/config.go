@@ -126,7 +126,7 @@ func loadConfig() *config {
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
 		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
-		SandboxCgroup:     env("SANDBOX_CGROUP", "libra-sandbox"),
+		SandboxCgroup:     env("SANDBOX_CGROUP", ""), // empty: defaultSandboxCgroup
 		SandboxRoot:       env("SANDBOX_ROOT", ""),
 		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
 		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),

@@ -101,7 +101,7 @@ func startServer(t testing.TB, env ...string) *server {
 	t.Cleanup(func() {
 		s.kill()
 		// A killed server cannot remove its cgroups or its sandbox root.
-		if err := removeCgroups(cgroup); err != nil {
+		if err := removeCgroups(s.cgroup); err != nil {
 			t.Errorf("remove cgroups of a stopped server: %v", err)
 		}
 		os.RemoveAll(root)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,7 +31,7 @@ func newSandboxes(ctx context.Context, c *config, logger *slog.Logger) (libra.Sa
 			CacheDir:          c.cacheDir() + "/pm",
 			UIDBase:           c.SandboxUIDBase,
 			UIDCount:          c.MaxConcurrent,
-			CgroupParent:      c.SandboxCgroup,
+			CgroupParent:      cmp.Or(c.SandboxCgroup, defaultSandboxCgroup(c.DataDir)),
 			MemoryLimit:       int64(c.SandboxMemoryMB) << 20,
 			PidsLimit:         c.SandboxPids,
 			DiskLimit:         int64(c.SandboxDiskMB) << 20,
@@ -86,8 +87,21 @@ const sandboxRootParent = "/var/lib/libra-deploy"
 // serve processes on one host never share state, caches or working
 // directories.
 func defaultSandboxRoot(dataDir string) string {
+	return filepath.Join(sandboxRootParent, "sandbox-"+dataDirTag(dataDir))
+}
+
+// defaultSandboxCgroup is one cgroup parent per data directory: a serve
+// removes whatever it finds in its parent at start as its own leftovers,
+// which would kill another serve's builds if they shared it. The same data
+// directory keeps its name, so a restart still finds what a crash left.
+func defaultSandboxCgroup(dataDir string) string {
+	return "libra-sandbox-" + dataDirTag(dataDir)
+}
+
+// dataDirTag is short and stable for an absolute data directory path.
+func dataDirTag(dataDir string) string {
 	sum := sha256.Sum256([]byte(dataDir))
-	return filepath.Join(sandboxRootParent, "sandbox-"+hex.EncodeToString(sum[:6]))
+	return hex.EncodeToString(sum[:6])
 }
 
 // resolveSandboxRoot sets c.SandboxRoot to a directory the build uids can

@@ -14,8 +14,9 @@ import (
 // (a checkout under /root) still gets working builds, because everything a
 // build uid must reach lives under the default sandbox root instead.
 func TestBuildWithPrivateDataDirParent(t *testing.T) {
-	// SANDBOX_ROOT empty: the default, not the helper's per-test root.
-	s := startServer(t, "SANDBOX_ROOT=")
+	// SANDBOX_ROOT and SANDBOX_CGROUP empty: the defaults, not the
+	// helper's per-test ones.
+	s := startServer(t, "SANDBOX_ROOT=", "SANDBOX_CGROUP=")
 	parent := filepath.Dir(s.dataDir)
 	if fi, err := os.Stat(parent); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("the data directory's parent should be private (0700): %v %v", fi.Mode(), err)
@@ -48,15 +49,30 @@ func TestBuildWithPrivateDataDirParent(t *testing.T) {
 		t.Fatalf("sandbox root %s mode %v: want a root-owned 0711 directory in /var/lib/libra-deploy", root, fi.Mode())
 	}
 
-	// Another data directory gets another root: two serve processes on one
-	// host never share sandbox state.
-	other := startServer(t, "SANDBOX_ROOT=")
+	// Another data directory gets another root and cgroup: two serve
+	// processes on one host never share sandbox state.
+	other := startServer(t, "SANDBOX_ROOT=", "SANDBOX_CGROUP=")
 	other.waitLog(regexp.MustCompile(`"sandbox_root":"[^"]+"`), 10*time.Second)
 	otherRoot := regexp.MustCompile(`"sandbox_root":"([^"]+)"`).FindStringSubmatch(other.logs.String())[1]
 	t.Cleanup(func() { os.RemoveAll(otherRoot) })
-	if otherRoot == root {
-		t.Fatalf("two data directories share the sandbox root %s", root)
+	cgroups := []string{defaultCgroupOf(t, s), defaultCgroupOf(t, other)}
+	t.Logf("sandbox roots %s and %s, cgroup parents %v", root, otherRoot, cgroups)
+	if otherRoot == root || cgroups[0] == cgroups[1] {
+		t.Fatalf("two data directories share a sandbox root (%s, %s) or cgroup parent %v", root, otherRoot, cgroups)
 	}
+}
+
+// defaultCgroupOf reads the cgroup parent the server chose from its log,
+// and hands it to the helper's clean-up.
+func defaultCgroupOf(t *testing.T, s *server) string {
+	t.Helper()
+	re := regexp.MustCompile(`"cgroup_parent":"(libra-sandbox-[0-9a-f]{12})"`)
+	s.waitLog(re, 10*time.Second)
+	s.cgroup = re.FindStringSubmatch(s.logs.String())[1]
+	if len(cgroupDirs(s.cgroup)) == 0 {
+		t.Fatalf("cgroup parent %s not found", s.cgroup)
+	}
+	return s.cgroup
 }
 
 // TestServeRemovesItsCgroups: a server that stops gracefully removes its

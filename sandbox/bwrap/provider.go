@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		}
 		return nil, fmt.Errorf("local sandbox: %w", err)
 	}
-	cfg.Logger.Info("local sandbox ready", "bwrap", bw, "cgroup", p.cg.version(),
+	cfg.Logger.Info("local sandbox ready", "bwrap", bw, "cgroup", p.cg.version(), "cgroup_parent", cfg.CgroupParent,
 		"uids", fmt.Sprintf("%d-%d", cfg.UIDBase, cfg.UIDBase+cfg.UIDCount-1), "proxy_allow", p.proxy.AllowedHosts)
 	return p, nil
 }
