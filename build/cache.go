@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/libra-deploy/libra-deploy/internal/buildfile"
+	"github.com/libra-deploy/libra-deploy/internal/fsname"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,24 +53,16 @@ func NewCache(root string) *Cache {
 }
 
 var (
-	safeOrgRe = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
 	safeKeyRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 )
 
-// orgDirName returns the directory name for an org. Ids that are safe file
-// names are used as they are, so that an operator can find an org's cache;
-// anything else (which libra.CheckID should already have refused) is
-// hashed. A hashed name starts with "=", which no plain name can, so the
-// two kinds never collide.
+// orgDirName returns the directory name for an org: fsname.ID, which is
+// injective, so no org id can name another org's directory.
 func orgDirName(orgID string) (string, error) {
 	if orgID == "" {
 		return "", errors.New("build cache: empty org id")
 	}
-	if safeOrgRe.MatchString(orgID) {
-		return orgID, nil
-	}
-	sum := sha256.Sum256([]byte(orgID))
-	return "=" + hex.EncodeToString(sum[:16]), nil
+	return fsname.ID(orgID), nil
 }
 
 // Dir returns the org's cache directory, <root>/<org>, creating it. Only

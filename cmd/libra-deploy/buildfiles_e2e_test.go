@@ -175,9 +175,9 @@ func TestShutdownDuringHostileBuildIsPrompt(t *testing.T) {
 	}
 }
 
-// floodJS prints about 300 MB in 1 KB lines, with a first and a last line
+// logFloodJS prints about 300 MB in 1 KB lines, with a first and a last line
 // the stored log must keep, then writes a page to publish.
-const floodJS = `const fs = require("fs");
+const logFloodJS = `const fs = require("fs");
 const line = "x".repeat(1000) + "\n";
 const total = 300 * 1000;
 let i = 0;
@@ -204,7 +204,7 @@ func TestBuildLogIsCapped(t *testing.T) {
 	s := startServer(t, "SANDBOX_DISK_MB=64", "OUTPUT_LIMIT_MB=16", fmt.Sprintf("BUILD_LOG_LIMIT_MB=%d", limitMB), "MAX_DEPLOYMENT_TIMEOUT=300000")
 	tok := s.setup("acme", "flood")
 	artifactsBefore := dirBytes(filepath.Join(s.dataDir, "artifacts"))
-	r := deployFiles(s, tok, "acme", "flood", nodeProject(map[string]string{"build": "node flood.js"}, "flood.js", floodJS))
+	r := deployFiles(s, tok, "acme", "flood", nodeProject(map[string]string{"build": "node flood.js"}, "flood.js", logFloodJS))
 	id := r.str("deploymentId")
 	var maxLog int64
 	stop := make(chan struct{})

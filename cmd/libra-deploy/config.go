@@ -54,7 +54,17 @@ type config struct {
 	SandboxCPUSeconds int
 	SandboxUIDBase    int
 	SandboxCgroup     string
+	// SandboxRoot holds everything a build uid must reach: the sandbox's
+	// state, the org caches and the deployments' working directories. Empty
+	// means defaultSandboxRoot (see sandbox.go); runServe resolves it.
+	SandboxRoot       string
 	RegistryAllowlist []string
+	// SandboxProxyPorts: the ports an allow-listed registry may be reached
+	// on through the install proxy, comma-separated.
+	SandboxProxyPorts string
+	// SandboxProxyConns caps the connections one build holds to the
+	// install proxy.
+	SandboxProxyConns int
 	InstallTimeout    time.Duration
 	BuildTimeout      time.Duration
 	DefaultPackageMgr string
@@ -129,7 +139,10 @@ func loadConfig() *config {
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
 		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
-		SandboxCgroup:     env("SANDBOX_CGROUP", "libra-sandbox"),
+		SandboxCgroup:     env("SANDBOX_CGROUP", ""), // empty: defaultSandboxCgroup
+		SandboxRoot:       env("SANDBOX_ROOT", ""),
+		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
+		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),
 		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
 		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
 		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
@@ -174,7 +187,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 
 func (c *config) dbPath() string       { return filepath.Join(c.DataDir, "libra.db") }
 func (c *config) artifactsDir() string { return filepath.Join(c.DataDir, "artifacts") }
-func (c *config) workDir() string      { return filepath.Join(c.DataDir, "work") }
+func (c *config) workDir() string      { return filepath.Join(c.SandboxRoot, "work") }
 func (c *config) lockPath() string     { return filepath.Join(c.DataDir, "serve.lock") }
 func (c *config) logger() *slog.Logger { return newLogger(c.LogLevel) }
 func (c *config) validate() error {
@@ -187,7 +200,26 @@ func (c *config) validate() error {
 	if c.BuildLogLimitMB < 1 {
 		return fmt.Errorf("BUILD_LOG_LIMIT_MB must be at least 1")
 	}
+	if _, err := c.proxyPorts(); err != nil {
+		return err
+	}
+	if c.SandboxProxyConns < 1 {
+		return fmt.Errorf("SANDBOX_PROXY_MAX_CONNS must be at least 1")
+	}
 	return nil
+}
+
+// proxyPorts parses SANDBOX_PROXY_PORTS.
+func (c *config) proxyPorts() ([]int, error) {
+	var ports []int
+	for _, f := range strings.Split(c.SandboxProxyPorts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("SANDBOX_PROXY_PORTS %q: want comma-separated ports (1-65535)", c.SandboxProxyPorts)
+		}
+		ports = append(ports, n)
+	}
+	return ports, nil
 }
 
 func newLogger(level string) *slog.Logger {
@@ -198,5 +230,5 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-func (c *config) sandboxDir() string { return filepath.Join(c.DataDir, "sandbox") }
-func (c *config) cacheDir() string   { return filepath.Join(c.DataDir, "cache") }
+func (c *config) sandboxDir() string { return filepath.Join(c.SandboxRoot, "state") }
+func (c *config) cacheDir() string   { return filepath.Join(c.SandboxRoot, "cache") }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +46,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	t       testing.TB
 	dataDir string
+	cgroup  string   // the server's SANDBOX_CGROUP
 	base    []string // per-server settings every start keeps
 	env     []string // the test's settings; a test may change them between starts
 	cmd     *exec.Cmd
@@ -76,22 +80,106 @@ var listening = regexp.MustCompile(`^libra-deploy listening on http://[^ ]*:(\d+
 // startServer starts serve on a fresh data directory; env adds variables.
 func startServer(t testing.TB, env ...string) *server {
 	t.Helper()
+	// The data directory stays below the test's private (0700) temporary
+	// directory: builds must work whatever the data directory's parents are.
 	s := &server{t: t, dataDir: t.TempDir(), env: env}
-	// Build uids must traverse to the data directory (see serve.go); the
-	// test's temporary directory is private by default.
-	if err := os.Chmod(filepath.Dir(s.dataDir), 0o711); err != nil {
+	// Each server gets its own build uids, cgroup and sandbox root, so that
+	// test packages running at once (the sandbox's own tests, other e2e
+	// servers) never share, and nothing is left in /var/lib.
+	n := serverSeq.Add(1)
+	root, err := os.MkdirTemp("", "libra-e2e-root-")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Each server gets its own build uids and cgroup, so that test packages
-	// running at once (the sandbox's own tests, other e2e servers) never share.
-	n := serverSeq.Add(1)
+	cgroup := fmt.Sprintf("libra-e2e-%d-%d", os.Getpid(), n)
+	s.cgroup = cgroup
 	s.base = []string{
 		fmt.Sprintf("SANDBOX_UID_BASE=%d", 400000+(os.Getpid()%500)*200+int(n%20)*10),
-		fmt.Sprintf("SANDBOX_CGROUP=libra-e2e-%d-%d", os.Getpid(), n),
+		"SANDBOX_CGROUP=" + cgroup,
+		"SANDBOX_ROOT=" + root,
 	}
+	t.Cleanup(func() {
+		s.kill()
+		// A killed server cannot remove its cgroups or its sandbox root.
+		if err := removeCgroups(s.cgroup); err != nil {
+			t.Errorf("remove cgroups of a stopped server: %v", err)
+		}
+		os.RemoveAll(root)
+	})
 	s.start()
-	t.Cleanup(func() { s.kill() })
 	return s
+}
+
+// cgroupDirs lists the directories named name below this process's own
+// cgroup in every mounted hierarchy (v1 controllers, or v2): a server puts
+// its cgroup parent there.
+func cgroupDirs(name string) []string {
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		mounts := []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+		if f[1] != "" {
+			mounts = nil
+			for _, ctrl := range strings.Split(f[1], ",") {
+				mounts = append(mounts, "/sys/fs/cgroup/"+strings.TrimPrefix(ctrl, "name="))
+			}
+		}
+		for _, m := range mounts {
+			d := filepath.Join(m, f[2], name)
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() && !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
+}
+
+// removeCgroups kills what is left in the cgroups named name and removes
+// them, children first.
+func removeCgroups(name string) error {
+	var errs []error
+	for _, dir := range cgroupDirs(name) {
+		var tree []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				tree = append(tree, p)
+			}
+			return nil
+		})
+		slices.Reverse(tree)
+		for _, d := range tree {
+			errs = append(errs, rmdirCgroup(d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rmdirCgroup removes one cgroup, killing its processes until it is empty.
+func rmdirCgroup(dir string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		for _, f := range strings.Fields(string(procs)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		err := syscall.Rmdir(dir)
+		if err == nil || errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("rmdir %s: %w", dir, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (s *server) start() {
@@ -135,7 +223,7 @@ func (s *server) start() {
 
 // kill stops the process at once, as a crash would.
 func (s *server) kill() {
-	if s.cmd != nil && s.cmd.ProcessState == nil {
+	if s.cmd != nil && s.cmd.Process != nil && s.cmd.ProcessState == nil {
 		s.cmd.Process.Signal(syscall.SIGKILL)
 		<-s.exited
 	}

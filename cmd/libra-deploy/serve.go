@@ -53,9 +53,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	logger := c.logger()
 	started := time.Now()
 
-	// 0711: build uids must traverse the data directory to reach their
-	// working directory (bubblewrap resolves its binds as the build uid),
-	// but may not list it; every file in it is private to the service.
+	// 0711: only for a sandbox root that falls back into the data
+	// directory (see resolveSandboxRoot); every file in it is private.
 	if err := os.MkdirAll(c.DataDir, 0o711); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -67,6 +66,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer unlock()
+	// Working directories, caches and sandbox state live under a root the
+	// build uids can reach whatever the data directory's parents are.
+	if err := resolveSandboxRoot(c, logger); err != nil {
+		return err
+	}
 
 	artifacts, err := artifactfs.New(c.artifactsDir())
 	if err != nil {
@@ -200,7 +204,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer stopDomainChecks()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "version", version,
+	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "sandbox_root", c.SandboxRoot, "version", version,
 		"max_concurrent", c.MaxConcurrent, "queue", c.QueueName, "sites_domain", c.SitesDomain)
 	// Also on stdout, whatever the log level: scripts (and the tests) wait
 	// for this line, and with --addr :0 it is how they learn the port.

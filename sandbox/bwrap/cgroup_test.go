@@ -1,7 +1,9 @@
 package bwrap
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -159,4 +161,53 @@ func TestCgroupCPUSettings(t *testing.T) {
 	if err := sb.Destroy(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRemoveLeftoverTestCgroups: what a killed test run leaves (a cgroup
+// parent with a child holding a live process) is found and removed by the
+// next run's TestMain.
+func TestRemoveLeftoverTestCgroups(t *testing.T) {
+	needSandbox(t)
+	name := fmt.Sprintf("libra-sandbox-test-leftover-%d", os.Getpid())
+	cg, err := newCgroupManager(name, cgroupLimits{memory: 64 << 20, pids: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cg.create("b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command("sleep", "300")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { sleeper.Wait(); close(exited) }()
+	if err := g.add(sleeper.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	before := leftoverDirs(name)
+	if err := removeCgroupsNamed(name); err != nil {
+		t.Fatal(err)
+	}
+	after := leftoverDirs(name)
+	t.Logf("cgroup dirs named %s: %d before, %d after", name, len(before), len(after))
+	if len(before) == 0 || len(after) != 0 {
+		t.Fatalf("before %v, after %v", before, after)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		sleeper.Process.Kill()
+		t.Error("the process in the leftover cgroup still runs")
+	}
+}
+
+func leftoverDirs(name string) []string {
+	var out []string
+	for _, depth := range []string{"", "*", "*/*", "*/*/*"} {
+		d, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", depth, name))
+		out = append(out, d...)
+	}
+	return out
 }

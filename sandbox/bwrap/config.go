@@ -93,6 +93,13 @@ type Config struct {
 	// proxy (exact names, or "*.example.com" for subdomains). Default: the
 	// host of `npm config get registry`, or registry.npmjs.org.
 	ProxyAllowedHosts []string
+	// ProxyMaxConns caps the connections one sandbox's install proxy
+	// holds at once; all sandboxes together are also held below what the
+	// service's open files limit allows after a reserve. Default: 64.
+	ProxyMaxConns int
+	// ProxyPorts are the ports an allowed host without a port of its own may
+	// be reached on. Default: 443.
+	ProxyPorts []int
 	// ProxyDeniedNets are refused in addition to the built-in list
 	// (loopback, private, link-local, CGNAT, multicast, the host's own
 	// addresses).
@@ -117,6 +124,7 @@ const (
 	DefaultTmpSize        = 1 << 30
 	DefaultStateDir       = "/var/lib/libra-deploy/sandbox"
 	DefaultCgroupParent   = "libra-sandbox"
+	DefaultProxyMaxConns  = 64
 )
 
 // withDefaults fills in defaults and rejects values that cannot work.
@@ -164,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.OpenFilesLimit == 0 {
 		c.OpenFilesLimit = DefaultOpenFilesLimit
 	}
+	if c.ProxyMaxConns == 0 {
+		c.ProxyMaxConns = DefaultProxyMaxConns
+	}
 	if c.TmpSize == 0 {
 		c.TmpSize = DefaultTmpSize
 	}
@@ -183,6 +194,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("sandbox pids limit %d: below 8", c.PidsLimit)
 	case c.DiskLimit < 1<<20 || c.FileSizeLimit < 1<<20 || c.TmpSize < 1<<20:
 		return c, fmt.Errorf("sandbox disk, file size and tmp limits must be at least 1 MiB")
+	case c.ProxyMaxConns < 1:
+		return c, fmt.Errorf("sandbox proxy connections %d: must be at least 1", c.ProxyMaxConns)
 	case c.MaxFiles < 100 || c.OpenFilesLimit < 64:
 		return c, fmt.Errorf("sandbox file count limit must be at least 100 and open files at least 64")
 	case c.CPUTimeLimit < time.Second:

@@ -2,6 +2,7 @@ package bwrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,6 +71,12 @@ func TestMain(m *testing.M) {
 		}
 		defer release()
 		testSlot = slot
+		// A run that was killed (a test timeout) left its cgroups; the slot
+		// lock says nobody uses them now.
+		if err := removeCgroupsNamed(fmt.Sprintf("libra-sandbox-test-%d-*", slot)); err != nil {
+			fmt.Fprintln(os.Stderr, "remove a killed run's cgroups:", err)
+			return 1
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		shared, err = New(ctx, testConfig(root, "shared", 0))
@@ -145,4 +152,38 @@ func newWorkDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// removeCgroupsNamed removes every cgroup whose name matches pattern,
+// wherever an earlier run's own cgroup was (some hosts move each process
+// into a new memory cgroup, so it need not be ours): a few levels below
+// every cgroup mount.
+func removeCgroupsNamed(pattern string) error {
+	var errs []error
+	for _, depth := range []string{"", "*", "*/*", "*/*/*"} {
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", depth, pattern))
+		for _, d := range dirs {
+			errs = append(errs, removeCgroupTree(d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupTree kills what runs in dir and below and removes it all,
+// children first.
+func removeCgroupTree(dir string) error {
+	subs, err := subdirs(dir)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if err := removeCgroupTree(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	procs := filepath.Join(dir, "cgroup.procs")
+	if err := killLoop(func() ([]int, error) { return readPids(procs) }); err != nil {
+		return err
+	}
+	return rmdirRetry(dir)
 }

@@ -2,21 +2,20 @@ package bwrap
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/fsname"
 )
 
 // Provider is the "local" libra.SandboxProvider.
@@ -86,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		}
 		return nil, fmt.Errorf("local sandbox: %w", err)
 	}
-	cfg.Logger.Info("local sandbox ready", "bwrap", bw, "cgroup", p.cg.version(),
+	cfg.Logger.Info("local sandbox ready", "bwrap", bw, "cgroup", p.cg.version(), "cgroup_parent", cfg.CgroupParent,
 		"uids", fmt.Sprintf("%d-%d", cfg.UIDBase, cfg.UIDBase+cfg.UIDCount-1), "proxy_allow", p.proxy.AllowedHosts)
 	return p, nil
 }
@@ -104,7 +103,14 @@ func (p *Provider) init(ctx context.Context) error {
 	if len(hosts) == 0 {
 		hosts = DefaultRegistryHosts(ctx)
 	}
-	p.proxy = ProxyConfig{AllowedHosts: hosts, DeniedNets: cfg.ProxyDeniedNets, Logger: cfg.Logger}
+	shared, err := proxySharedLimit(cfg.ProxyMaxConns, cfg.UIDCount)
+	if err != nil {
+		return err
+	}
+	p.proxy = ProxyConfig{
+		AllowedHosts: hosts, AllowedPorts: cfg.ProxyPorts, DeniedNets: cfg.ProxyDeniedNets,
+		MaxConns: cfg.ProxyMaxConns, shared: shared, Logger: cfg.Logger,
+	}
 	if _, err := NewProxy(p.proxy); err != nil {
 		return err
 	}
@@ -122,6 +128,17 @@ func (p *Provider) init(ctx context.Context) error {
 		p.uids <- cfg.UIDBase + i
 	}
 	return nil
+}
+
+// proxySharedLimit is the cap all sandboxes' proxies draw from: what every
+// sandbox may hold at once, or less if the open files limit minus its
+// reserve cannot pay for that.
+func proxySharedLimit(perSandbox, sandboxes int) (connLimit, error) {
+	budget, err := proxyConnBudget()
+	if err != nil {
+		return nil, err
+	}
+	return newConnLimit(min(budget, perSandbox*sandboxes)), nil
 }
 
 // prepareStateDir lays out StateDir: root-owned, searchable but not
@@ -155,6 +172,12 @@ func (p *Provider) prepareStateDir() error {
 			return err
 		}
 		if err := checkSearchable(p.cfg.CacheDir); err != nil {
+			return err
+		}
+		if err := removeLegacyCaches(p.cfg.CacheDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(p.cfg.CacheDir, orgCachesDir), 0o711); err != nil {
 			return err
 		}
 	}
@@ -452,14 +475,29 @@ func mkdirOwned(dir string, uid int) error {
 	return nil
 }
 
-var safeOrgID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// orgCachesDir holds one cache per org, named by fsname.ID. Caches of
+// earlier versions sat directly in CacheDir as "org-<id or hash>", a
+// mapping that two orgs could share; New deletes them.
+const orgCachesDir = "orgs"
 
-// orgCacheKey names an org's cache directory: the org id when it is a safe
-// file name, a hash of it otherwise.
+// orgCacheKey names an org's cache directory, relative to CacheDir.
 func orgCacheKey(org string) string {
-	if safeOrgID.MatchString(org) {
-		return "org-" + org
+	return filepath.Join(orgCachesDir, fsname.ID(org))
+}
+
+// removeLegacyCaches deletes the per-org caches of the old layout: one of
+// them may hold files planted by another org that shared its name.
+func removeLegacyCaches(cacheDir string) error {
+	entries, err := os.ReadDir(cacheDir)
+	if err != nil {
+		return fmt.Errorf("read cache dir: %w", err)
 	}
-	sum := sha256.Sum256([]byte(org))
-	return "org-" + hex.EncodeToString(sum[:16])
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "org-") {
+			if err := os.RemoveAll(filepath.Join(cacheDir, e.Name())); err != nil {
+				return fmt.Errorf("remove old org cache: %w", err)
+			}
+		}
+	}
+	return nil
 }

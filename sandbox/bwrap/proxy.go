@@ -27,7 +27,8 @@ type ProxyConfig struct {
 	// compared case-insensitively. Required.
 	AllowedHosts []string
 	// AllowedPorts are the ports a host entry without a port may use.
-	// Default: 443 and 80.
+	// Default: 443 only. Port 80 would let a build send plain HTTP with any
+	// Host header to whatever else sits behind a registry's CDN front.
 	AllowedPorts []int
 	// DeniedNets are refused in addition to the built-in list.
 	DeniedNets []netip.Prefix
@@ -36,6 +37,14 @@ type ProxyConfig struct {
 	// IdleTimeout closes a tunnel that carried nothing either way for this
 	// long. Default: 2 minutes.
 	IdleTimeout time.Duration
+	// MaxConns caps the client connections one Proxy holds at once, tunnels
+	// included; more wait in the listen backlog, costing the service
+	// nothing. Default: 64 (npm opens at most 15 at a time).
+	MaxConns int
+	// shared, if set, is a cap that several proxies draw from as well: the
+	// provider sizes it so that all sandboxes together cannot use the
+	// service's file descriptors up.
+	shared connLimit
 	// Resolver resolves allowed names. Default: net.DefaultResolver.
 	Resolver *net.Resolver
 	// Logger records refusals. Default: discard.
@@ -53,6 +62,7 @@ type ProxyConfig struct {
 // addresses is refused before any packet is sent.
 type Proxy struct {
 	cfg       ProxyConfig
+	conns     connLimit // this proxy's share of MaxConns, over all listeners
 	srv       *http.Server
 	transport *http.Transport
 	dialer    *net.Dialer
@@ -77,8 +87,13 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			return nil, err
 		}
 	}
+	for _, port := range cfg.AllowedPorts {
+		if port < 1 || port > 65535 {
+			return nil, fmt.Errorf("proxy: bad allowed port %d", port)
+		}
+	}
 	if len(cfg.AllowedPorts) == 0 {
-		cfg.AllowedPorts = []int{443, 80}
+		cfg.AllowedPorts = []int{443}
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 15 * time.Second
@@ -86,13 +101,19 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultProxyMaxConns
+	}
+	if cfg.MaxConns < 1 {
+		return nil, fmt.Errorf("proxy: max connections %d: must be positive", cfg.MaxConns)
+	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, tunnels: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, conns: newConnLimit(cfg.MaxConns), tunnels: map[net.Conn]struct{}{}}
 	p.dialer = &net.Dialer{
 		Timeout:        cfg.DialTimeout,
 		Resolver:       cfg.Resolver,
@@ -107,16 +128,20 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		ResponseHeaderTimeout: time.Minute,
 	}
 	p.srv = &http.Server{
-		Handler:           p,
+		Handler: p,
+		// A connection that says nothing, or idles between requests, gives
+		// its slot back soon: slots are few (MaxConns).
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return p, nil
 }
 
 // Start serves l in the background until Close. It may be called for
-// several listeners.
-func (p *Proxy) Start(l net.Listener) error {
+// several listeners; MaxConns counts the connections of all of them.
+func (p *Proxy) Start(inner net.Listener) error {
+	l := newLimitListener(inner, p.conns, p.cfg.shared)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -66,7 +66,7 @@ func TestProxyAllowList(t *testing.T) {
 	}{
 		{"registry.npmjs.org:443", true},
 		{"REGISTRY.npmjs.org.:443", true},
-		{"registry.npmjs.org:80", true},
+		{"registry.npmjs.org:80", false}, // only 443 unless configured
 		{"registry.npmjs.org:22", false},
 		{"evil-registry.npmjs.org:443", false},
 		{"registry.npmjs.org.evil.com:443", false},
@@ -151,7 +151,8 @@ func TestProxyRefusesInternalTargets(t *testing.T) {
 	if own != "" {
 		allowed = append(allowed, own+":"+port)
 	}
-	p, err := NewProxy(ProxyConfig{AllowedHosts: allowed, DialTimeout: 5 * time.Second})
+	// Port 80 too, so that plain HTTP forwarding is exercised below.
+	p, err := NewProxy(ProxyConfig{AllowedHosts: allowed, AllowedPorts: []int{443, 80}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,5 +256,125 @@ func TestDefaultRegistryHosts(t *testing.T) {
 	}
 	if _, err := NewProxy(ProxyConfig{AllowedHosts: hosts}); err != nil {
 		t.Fatalf("default hosts not usable: %v", err)
+	}
+}
+
+// TestProxyPorts: an allowed registry is reached on 443 only unless more
+// ports are configured; on :80 a CDN front would take plain HTTP with any
+// Host header and forward it to whoever else it serves.
+func TestProxyPorts(t *testing.T) {
+	cases := []struct {
+		name   string
+		ports  []int
+		target string
+		want   int
+	}{
+		{"default refuses 80", nil, "registry.npmjs.org:80", http.StatusForbidden},
+		{"default allows 443", nil, "registry.npmjs.org:443", http.StatusOK},
+		{"default refuses plain http", nil, "http://registry.npmjs.org/is-number", http.StatusForbidden},
+		{"configured 8443 refuses 443", []int{8443}, "registry.npmjs.org:443", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := NewProxy(ProxyConfig{AllowedHosts: []string{"registry.npmjs.org"}, AllowedPorts: tc.ports, DialTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Start(l); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			got := 0
+			if strings.HasPrefix(tc.target, "http://") {
+				client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: l.Addr().String()})}, Timeout: 20 * time.Second}
+				resp, err := client.Get(tc.target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				got = resp.StatusCode
+			} else {
+				got = connectThrough(t, l.Addr().String(), tc.target)
+			}
+			if got != tc.want {
+				t.Fatalf("%s with ports %v: %d, want %d", tc.target, tc.ports, got, tc.want)
+			}
+		})
+	}
+	if _, err := NewProxy(ProxyConfig{AllowedHosts: []string{"registry.npmjs.org"}, AllowedPorts: []int{70000}}); err == nil {
+		t.Fatal("port 70000 accepted")
+	}
+}
+
+// TestProxyConnectionCaps: past its own cap, or past a cap shared with
+// other proxies, a proxy accepts nothing more until a connection closes.
+func TestProxyConnectionCaps(t *testing.T) {
+	cases := []struct {
+		name       string
+		maxConns   int
+		shared     int
+		sharedUsed int // slots other proxies hold
+		idle       int // connections the test opens and holds first
+	}{
+		{"own cap", 4, 0, 0, 4},
+		{"shared cap", 64, 5, 3, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ProxyConfig{AllowedHosts: []string{"registry.npmjs.org"}, MaxConns: tc.maxConns}
+			if tc.shared > 0 {
+				cfg.shared = newConnLimit(tc.shared)
+				for range tc.sharedUsed {
+					cfg.shared <- struct{}{}
+				}
+			}
+			p, err := NewProxy(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Start(l); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var idle []net.Conn
+			for range tc.idle {
+				c, err := net.Dial("tcp", l.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				idle = append(idle, c)
+			}
+			// A refused target answers at once, without any network.
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+			br := bufio.NewReader(c)
+			_ = c.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+			if _, err := br.ReadByte(); err == nil {
+				t.Fatalf("connection %d served over the cap", tc.idle+1)
+			}
+			idle[0].Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("not served once a slot was free: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("CONNECT example.com:443: %d, want 403", resp.StatusCode)
+			}
+		})
 	}
 }
