@@ -211,10 +211,14 @@ func (s *server) register(api huma.API) {
 		// more lets a body of exactly the limit through.
 		MaxBodyBytes:    libra.MaxBodyBytes + 1,
 		BodyReadTimeout: deployBodyTimeout,
-		Security:        tokenSecurity,
-		Middlewares:     authed,
-		Errors:          []int{400, 401, 403, 404, 409, 413, 415, 429},
+		// decodeDeploy checks the body; Huma's check would decode it into
+		// generic values first (see deploybody.go).
+		SkipValidateBody: true,
+		Security:         tokenSecurity,
+		Middlewares:      authed,
+		Errors:           []int{400, 401, 403, 404, 409, 413, 415, 429},
 	}, s.deploy)
+	documentDeployBody(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "deployStatus",

@@ -53,8 +53,11 @@ type DiffEntry struct {
 	Encoding string   `json:"encoding,omitempty" enum:"utf8,base64" doc:"How modified is encoded; utf8 when absent."`
 }
 
+// deployInput takes the body as bytes: decodeDeploy decodes it without
+// Huma's generic pass (see deploybody.go). registerDeploy documents it as a
+// DeployRequest.
 type deployInput struct {
-	Body DeployRequest
+	RawBody []byte `contentType:"application/json"`
 }
 
 // DeployAccepted is the answer to an accepted deployment.
@@ -342,7 +345,10 @@ func (s *server) storeContents(ctx context.Context, ops []plannedOp) error {
 
 func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, error) {
 	tok := tokenOf(ctx)
-	req := &in.Body
+	req, derr := decodeDeploy(in.RawBody)
+	if derr != nil {
+		return nil, derr
+	}
 	ops, domain, verr := s.checkDeploy(req)
 	if verr != nil {
 		return nil, verr
