@@ -53,11 +53,10 @@ type DiffEntry struct {
 	Encoding string   `json:"encoding,omitempty" enum:"utf8,base64" doc:"How modified is encoded; utf8 when absent."`
 }
 
-// deployInput takes the body as bytes: decodeDeploy decodes it without
-// Huma's generic pass (see deploybody.go). registerDeploy documents it as a
-// DeployRequest.
+// deployInput is filled by its Resolve method (deploybody.go), which reads
+// the body itself; documentDeployBody documents it as a DeployRequest.
 type deployInput struct {
-	RawBody []byte `contentType:"application/json"`
+	body []byte
 }
 
 // DeployAccepted is the answer to an accepted deployment.
@@ -345,7 +344,7 @@ func (s *server) storeContents(ctx context.Context, ops []plannedOp) error {
 
 func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, error) {
 	tok := tokenOf(ctx)
-	req, derr := decodeDeploy(in.RawBody)
+	req, derr := decodeDeploy(in.body)
 	if derr != nil {
 		return nil, derr
 	}

@@ -111,7 +111,7 @@ func TestDeployBodyMemoryBounded(t *testing.T) {
 
 	// Three bodies are 120 MiB; the server must hold them about once or
 	// twice over, not build an object graph ten times their size.
-	const limitMiB = 900
+	const limitMiB = 500
 	if peak := peakRSSMiB(t, pid); peak > limitMiB {
 		t.Errorf("peak RSS %.0f MiB, want under %d MiB for 3 concurrent %d MiB bodies", peak, limitMiB, bodyMiB)
 	}
