@@ -42,7 +42,14 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*pending
 	leading bool
+
+	// flushFS flushes the file system holding the open directory d: syncfs.
+	// Tests replace it to count flushes and to inject the errors a failing
+	// disk would report.
+	flushFS func(d *os.File) error
 }
+
+func syncfs(d *os.File) error { return unix.Syncfs(int(d.Fd())) }
 
 var _ libra.ArtifactStore = (*Store)(nil)
 
@@ -52,7 +59,7 @@ func New(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifact store root %q: %w", root, err)
 	}
-	s := &Store{root: abs, blobs: filepath.Join(abs, blobDir), tmp: filepath.Join(abs, tmpDir)}
+	s := &Store{root: abs, blobs: filepath.Join(abs, blobDir), tmp: filepath.Join(abs, tmpDir), flushFS: syncfs}
 	// Blobs include clients' source files: keep them from other local users.
 	for _, d := range []string{s.root, s.blobs, s.tmp} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -239,7 +246,7 @@ func (s *Store) syncfs() error {
 		return fmt.Errorf("open store to sync: %w", err)
 	}
 	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
+	if err := s.flushFS(d); err != nil {
 		return fmt.Errorf("sync store: %w", err)
 	}
 	return nil
