@@ -275,8 +275,13 @@ func (in *deployInput) Resolve(ctx huma.Context) []error {
 	return nil
 }
 
-// readDeployBody reads at most MaxBodyBytes. A body of declared size goes
-// into one buffer of that size: the doubling buffer Huma reads into passes
+// commitAfter is how much of a body must arrive before a buffer of its
+// whole declared size is set aside, so that a client declaring 50 MiB and
+// sending nothing does not make the server hold 50 MiB for it.
+const commitAfter = 4 << 20
+
+// readDeployBody reads at most MaxBodyBytes. A body of declared size ends
+// in one buffer of that size: the doubling buffer Huma reads into passes
 // through 1.5 to 2.4 times the body, three times over for three requests.
 func readDeployBody(r io.Reader, declared int64) ([]byte, *ErrorResponse) {
 	if declared < 0 || declared > libra.MaxBodyBytes {
@@ -284,10 +289,10 @@ func readDeployBody(r io.Reader, declared int64) ([]byte, *ErrorResponse) {
 	}
 	// One byte more than the limit tells a body over it from one at it.
 	r = io.LimitReader(r, libra.MaxBodyBytes+1)
-	buf := make([]byte, 0, declared+1)
+	buf := make([]byte, 0, min(declared, commitAfter)+1)
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			buf = growBody(buf, declared)
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -306,6 +311,16 @@ func readDeployBody(r io.Reader, declared int64) ([]byte, *ErrorResponse) {
 		return nil, newError(http.StatusBadRequest, libra.CodeValidation, "request body is required", nil)
 	}
 	return buf, nil
+}
+
+// growBody makes room for more of a body: all of its declared size (and
+// the byte that tells whether it is longer), or what append would give
+// when the size is unknown or already exceeded.
+func growBody(buf []byte, declared int64) []byte {
+	if int64(len(buf)) < declared {
+		return append(make([]byte, 0, declared+1), buf...)
+	}
+	return append(buf, 0)[:len(buf)]
 }
 
 func bodyReadError(err error) *ErrorResponse {
