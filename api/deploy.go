@@ -25,7 +25,7 @@ type DeployRequest struct {
 	UserID          string           `json:"userId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The user on whose behalf the deployment is made."`
 	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com. Not an IP address, not under the sites domain."`
 	InitFiles       []InitFile       `json:"initFiles,omitempty" doc:"The project's files. At most 10,000 files in initFiles and all diffs together; each file at most 25 MiB decoded; paths unique."`
-	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles."`
+	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" maxItems:"100000" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles. At most 100,000 messages."`
 }
 
 // InitFile is one file of the project.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -23,17 +24,31 @@ import (
 // every pass decodes into fixed Go types, so a field that is not wanted is
 // scanned and skipped, never built, and every list is counted before
 // anything is allocated per element. The schema in /openapi.json is still
-// generated from DeployRequest (see registerDeploy).
+// generated from DeployRequest (see documentDeployBody).
 
 // maxHistoryMessages bounds the chat messages of one deployment. Decoded
 // messages cost memory even without a diff; no real chat comes near this.
 const maxHistoryMessages = 100_000
 
-// deployFields are the top-level names a body may use. Any other is refused,
-// so that a misspelt "initfiles" fails loudly instead of deploying nothing.
-var deployFields = map[string]bool{
-	"projectId": true, "orgId": true, "userId": true,
-	"customDomain": true, "initFiles": true, "historyMessages": true,
+// deployFields are the top-level names a body may use, read from
+// DeployRequest's tags; those without omitempty are required, as Huma's
+// schema says. Any other name is refused, so that a misspelt "initfiles"
+// fails loudly instead of deploying nothing.
+var deployFields, requiredDeployFields = jsonFields(reflect.TypeFor[DeployRequest]())
+
+func jsonFields(t reflect.Type) (known map[string]bool, required []string) {
+	known = map[string]bool{}
+	for i := range t.NumField() {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		known[name] = true
+		if !strings.Contains(opts, "omitempty") {
+			required = append(required, name)
+		}
+	}
+	return known, required
 }
 
 // unknownField is the error for a top-level name not in deployFields.
@@ -114,9 +129,9 @@ func decodeDeploy(body []byte) (*DeployRequest, *ErrorResponse) {
 		return nil, decodeError(err)
 	}
 	var p problems
-	for _, name := range []deployKey{"projectId", "orgId", "userId"} {
-		if _, ok := keys[name]; !ok {
-			p.invalid(string(name), "is required")
+	for _, name := range requiredDeployFields {
+		if _, ok := keys[deployKey(name)]; !ok {
+			p.invalid(name, "is required")
 		}
 	}
 	if e := p.err(); e != nil {

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,5 +79,16 @@ func TestDecodeDeployErrorsNameTheField(t *testing.T) {
 				t.Errorf("details %+v, want field %s", details, tt.field)
 			}
 		})
+	}
+}
+
+// The documented limits are the enforced ones.
+func TestDeployFieldsMatchTheSchema(t *testing.T) {
+	f, _ := reflect.TypeFor[DeployRequest]().FieldByName("HistoryMessages")
+	if got := f.Tag.Get("maxItems"); got != strconv.Itoa(maxHistoryMessages) {
+		t.Errorf("historyMessages maxItems %q, enforced %d", got, maxHistoryMessages)
+	}
+	if len(deployFields) != 6 || strings.Join(requiredDeployFields, ",") != "projectId,orgId,userId" {
+		t.Errorf("fields %v, required %v", deployFields, requiredDeployFields)
 	}
 }
