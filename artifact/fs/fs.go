@@ -172,7 +172,8 @@ type pending struct {
 	done          chan error
 }
 
-// commit makes a written blob durable and gives it its name.
+// commit makes a written blob durable and gives it its name, or, for a
+// blob already named, waits until its name is durable.
 //
 // The content must reach the disk before the name does (else a crash can
 // leave a complete-looking name over empty content, which dedup would then
@@ -216,27 +217,36 @@ func (s *Store) lead() {
 }
 
 func (s *Store) commitGroup(group []*pending) {
-	errs := make([]error, len(group))
-	// One descriptor for both flushes, opened before the first: the second
-	// then reports any error since the group began, whoever saw it first.
-	d, err := os.Open(s.blobs)
-	if err != nil {
-		err = fmt.Errorf("open store to sync: %w", err)
-		for i := range errs {
-			errs[i] = err
-		}
-	} else {
-		defer d.Close()
-		s.flushContents(d, group, errs)
-		s.giveNames(group, errs)
-		s.flushNames(d, group, errs)
-	}
+	errs := s.commitFiles(group)
 	for i, p := range group {
 		if p.tmp != "" {
 			_ = os.Remove(p.tmp)
 		}
 		p.done <- errs[i]
 	}
+}
+
+// commitFiles flushes, names and flushes again, and returns each blob's
+// outcome. Every new blob's file is closed when it returns.
+func (s *Store) commitFiles(group []*pending) []error {
+	errs := make([]error, len(group))
+	// One descriptor for both flushes, opened before the first: the second
+	// then reports any error since the group began, whoever saw it first.
+	d, err := os.Open(s.blobs)
+	if err != nil {
+		for i, p := range group {
+			errs[i] = fmt.Errorf("open store to sync: %w", err)
+			if p.f != nil {
+				_ = p.f.Close()
+			}
+		}
+		return errs
+	}
+	defer d.Close()
+	s.flushContents(d, group, errs)
+	s.giveNames(group, errs)
+	s.flushNames(d, group, errs)
+	return errs
 }
 
 // flushContents makes the group's new blobs durable with one syncfs (one
