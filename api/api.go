@@ -215,14 +215,13 @@ func (s *server) register(api huma.API) {
 		Description:   "Validates the request, stores the files, charges the org's monthly quota and queues the deployment, all or nothing.",
 		Tags:          []string{"Deployments"},
 		DefaultStatus: http.StatusAccepted,
-		// Huma refuses a body whose size reaches MaxBodyBytes, so one byte
-		// more lets a body of exactly the limit through.
-		MaxBodyBytes:    libra.MaxBodyBytes + 1,
-		BodyReadTimeout: deployBodyTimeout,
-		Security:        tokenSecurity,
-		Middlewares:     authed,
-		Errors:          []int{400, 401, 403, 404, 409, 413, 415, 429},
+		// The body is read and checked by deployInput.Resolve, not by Huma
+		// (see deploybody.go), so no body limits are set here.
+		Security:    tokenSecurity,
+		Middlewares: authed,
+		Errors:      []int{400, 401, 403, 404, 409, 413, 415, 429},
 	}, s.deploy)
+	documentDeployBody(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "deployStatus",

@@ -25,7 +25,7 @@ type DeployRequest struct {
 	UserID          string           `json:"userId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The user on whose behalf the deployment is made."`
 	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com, attached pending DNS verification when the deployment completes. Not an IP address, localhost, an API host name, or under the sites domain."`
 	InitFiles       []InitFile       `json:"initFiles,omitempty" doc:"The project's files. At most 10,000 files in initFiles and all diffs together; each file at most 25 MiB decoded; paths unique."`
-	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles."`
+	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" maxItems:"100000" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles. At most 100,000 messages."`
 }
 
 // InitFile is one file of the project.
@@ -53,8 +53,10 @@ type DiffEntry struct {
 	Encoding string   `json:"encoding,omitempty" enum:"utf8,base64" doc:"How modified is encoded; utf8 when absent."`
 }
 
+// deployInput is filled by its Resolve method (deploybody.go), which reads
+// the body itself; documentDeployBody documents it as a DeployRequest.
 type deployInput struct {
-	Body DeployRequest
+	body []byte
 }
 
 // DeployAccepted is the answer to an accepted deployment.
@@ -342,7 +344,10 @@ func (s *server) storeContents(ctx context.Context, ops []plannedOp) error {
 
 func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, error) {
 	tok := tokenOf(ctx)
-	req := &in.Body
+	req, derr := decodeDeploy(in.body)
+	if derr != nil {
+		return nil, derr
+	}
 	ops, domain, verr := s.checkDeploy(req)
 	if verr != nil {
 		return nil, verr

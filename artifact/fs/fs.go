@@ -42,6 +42,27 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*pending
 	leading bool
+
+	// flushFS flushes the file system holding the open directory d
+	// (syncfs), and checkWritten reports a blob's writeback errors. Tests
+	// replace them to count flushes and to inject a failing disk's errors.
+	flushFS      func(d *os.File) error
+	checkWritten func(f *os.File) error
+}
+
+func syncfs(d *os.File) error { return unix.Syncfs(int(d.Fd())) }
+
+// checkWritten reports whether any of f's pages failed to reach the disk
+// since f was opened. syncfs alone cannot say: it reports a file system's
+// error to the first descriptor that checks it, so an error met while one
+// group flushed the blobs another group was still writing went to the
+// first group only. The kernel keeps each file's error for every
+// descriptor opened before it, and sync_file_range's wait returns it
+// without the journal commit and disk cache flush an fsync would cost; the
+// pages are already clean after syncfs, so nothing is written here.
+func checkWritten(f *os.File) error {
+	const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	return unix.SyncFileRange(int(f.Fd()), 0, 0, wait)
 }
 
 var _ libra.ArtifactStore = (*Store)(nil)
@@ -52,7 +73,8 @@ func New(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifact store root %q: %w", root, err)
 	}
-	s := &Store{root: abs, blobs: filepath.Join(abs, blobDir), tmp: filepath.Join(abs, tmpDir)}
+	s := &Store{root: abs, blobs: filepath.Join(abs, blobDir), tmp: filepath.Join(abs, tmpDir),
+		flushFS: syncfs, checkWritten: checkWritten}
 	// Blobs include clients' source files: keep them from other local users.
 	for _, d := range []string{s.root, s.blobs, s.tmp} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -117,11 +139,17 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64
 	dst := filepath.Join(dir, sum[2:])
 
 	// A same-sized file under the name is this content (the name is its
-	// hash, and only synced files get a name), so keep it. A wrong size
-	// means damage from outside; replacing it repairs the blob.
+	// hash, and only files whose content reached the disk get a name), so
+	// keep it. But its name may not be on the disk yet: the Put that gave
+	// it may still be flushing names, or have failed to. So it waits for a
+	// flush of the file system that starts after now, as a new blob would.
+	// A wrong size means damage from outside; replacing it repairs the blob.
 	if info, err := os.Stat(dst); err == nil && info.Mode().IsRegular() && info.Size() == size {
 		now := time.Now()
 		if err := os.Chtimes(dst, now, now); err == nil {
+			if err := s.commit(&pending{dst: dst, done: make(chan error, 1)}); err != nil {
+				return "", 0, err
+			}
 			return digest, size, nil
 		}
 		// Not allowed to touch it (another user's file, say): replacing
@@ -136,14 +164,16 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (digest string, size int64
 	return digest, size, nil
 }
 
-// pending is a written blob waiting for its group commit.
+// pending is a blob waiting for its group commit: a written temporary file
+// to name, or (f nil) a blob already named whose name must be made durable.
 type pending struct {
 	f             *os.File
 	tmp, dst, dir string
 	done          chan error
 }
 
-// commit makes a written blob durable and gives it its name.
+// commit makes a written blob durable and gives it its name, or, for a
+// blob already named, waits until its name is durable.
 //
 // The content must reach the disk before the name does (else a crash can
 // leave a complete-looking name over empty content, which dedup would then
@@ -187,19 +217,66 @@ func (s *Store) lead() {
 }
 
 func (s *Store) commitGroup(group []*pending) {
-	errs := make([]error, len(group))
-	// One syncfs makes every blob of the group durable at once: one journal
-	// commit, where an fsync per blob queued each behind the last.
-	syncErr := s.syncfs()
+	errs := s.commitFiles(group)
 	for i, p := range group {
+		if p.tmp != "" {
+			_ = os.Remove(p.tmp)
+		}
+		p.done <- errs[i]
+	}
+}
+
+// commitFiles flushes, names and flushes again, and returns each blob's
+// outcome. Every new blob's file is closed when it returns.
+func (s *Store) commitFiles(group []*pending) []error {
+	errs := make([]error, len(group))
+	// One descriptor for both flushes, opened before the first: the second
+	// then reports any error since the group began, whoever saw it first.
+	d, err := os.Open(s.blobs)
+	if err != nil {
+		for i, p := range group {
+			errs[i] = fmt.Errorf("open store to sync: %w", err)
+			if p.f != nil {
+				_ = p.f.Close()
+			}
+		}
+		return errs
+	}
+	defer d.Close()
+	s.flushContents(d, group, errs)
+	s.giveNames(group, errs)
+	s.flushNames(d, group, errs)
+	return errs
+}
+
+// flushContents makes the group's new blobs durable with one syncfs (one
+// journal commit, where an fsync per blob queued each behind the last),
+// then asks each blob whether its own pages made it, and closes it.
+func (s *Store) flushContents(d *os.File, group []*pending, errs []error) {
+	var syncErr error
+	if hasNew(group) {
+		syncErr = s.flush(d)
+	}
+	for i, p := range group {
+		if p.f == nil {
+			continue
+		}
 		errs[i] = syncErr
+		if errs[i] == nil {
+			if err := s.checkWritten(p.f); err != nil {
+				errs[i] = fmt.Errorf("write blob to disk: %w", err)
+			}
+		}
 		if err := p.f.Close(); err != nil && errs[i] == nil {
 			errs[i] = fmt.Errorf("close blob: %w", err)
 		}
 	}
-	named := false
+}
+
+// giveNames renames each durable new blob into place.
+func (s *Store) giveNames(group []*pending, errs []error) {
 	for i, p := range group {
-		if errs[i] != nil {
+		if p.f == nil || errs[i] != nil {
 			continue
 		}
 		if _, err := mkdir(p.dir); err != nil {
@@ -214,32 +291,39 @@ func (s *Store) commitGroup(group []*pending) {
 			continue
 		}
 		p.tmp = ""
-		named = true
-	}
-	// And one more for the new names (and any new directories).
-	var nameErr error
-	if named {
-		nameErr = s.syncfs()
-	}
-	for i, p := range group {
-		if p.tmp != "" {
-			_ = os.Remove(p.tmp)
-		}
-		if errs[i] == nil {
-			errs[i] = nameErr
-		}
-		p.done <- errs[i]
 	}
 }
 
-// syncfs flushes the file system that holds the store.
-func (s *Store) syncfs() error {
-	d, err := os.Open(s.blobs)
-	if err != nil {
-		return fmt.Errorf("open store to sync: %w", err)
+// flushNames flushes once more for the new names (and directories), and
+// for the names of blobs that were already stored.
+func (s *Store) flushNames(d *os.File, group []*pending, errs []error) {
+	waiting := false
+	for i := range group {
+		waiting = waiting || errs[i] == nil
 	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
+	if !waiting {
+		return
+	}
+	nameErr := s.flush(d)
+	for i := range group {
+		if errs[i] == nil {
+			errs[i] = nameErr
+		}
+	}
+}
+
+func hasNew(group []*pending) bool {
+	for _, p := range group {
+		if p.f != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// flush flushes the file system that holds the store.
+func (s *Store) flush(d *os.File) error {
+	if err := s.flushFS(d); err != nil {
 		return fmt.Errorf("sync store: %w", err)
 	}
 	return nil
