@@ -66,7 +66,9 @@ type Domain struct {
 // PrunedDeployment names a deployment that retention removed (or would
 // remove, in a dry run).
 type PrunedDeployment struct {
-	ID        string
+	ID string
+	// SiteLabel names its immutable host, which stops serving.
+	SiteLabel string
 	ProjectID string
 	Status    Status
 	CreatedAt time.Time

@@ -59,11 +59,11 @@ type Config struct {
 	// domains may not be at or below it. Default "localhost".
 	SitesDomain string
 
-	// SiteURL returns the URL of a site host name label: a deployment id or
-	// a project's lower-cased id. When nil, responses leave alias URLs out.
+	// SiteURL returns the URL of a site host name label: a deployment's
+	// site label or a project's alias label (libra.ProjectHost). When nil, responses leave alias URLs out.
 	SiteURL func(label string) string
-	// Invalidate, when set, is told the label (a deployment id, or a
-	// project's lower-cased id) whose site a request changed, so the site
+	// Invalidate, when set, is told the label (a deployment's site label,
+	// or a project's lower-cased id) whose site a request changed, so the site
 	// host drops what it cached for it and for every custom domain.
 	Invalidate func(label string)
 

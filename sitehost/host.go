@@ -1,9 +1,11 @@
 // Package sitehost serves published deployments over HTTP, choosing the site
 // by the request's host name:
 //
-//   - {deploymentId}.{sites domain}: that deployment, forever the same;
+//   - {siteLabel}.{sites domain}: that deployment, forever the same. A
+//     site label contains "--" and is not the deployment's id, which is
+//     the key to its status and log (libra.NewSiteLabel);
 //   - {projectHost}.{sites domain}: the project's current deployment, where
-//     projectHost is the project id in lower case;
+//     projectHost is the project id in lower case, without "--";
 //   - any other name that a project has mapped as its custom domain.
 //
 // Files come from the artifact store through each deployment's manifest, and
@@ -33,7 +35,7 @@ import (
 // method returns an error wrapping libra.ErrNotFound when nothing is
 // published there.
 type Resolver interface {
-	SiteByDeployment(ctx context.Context, deploymentID string) (manifest string, err error)
+	SiteByLabel(ctx context.Context, siteLabel string) (deploymentID, manifest string, err error)
 	SiteByProject(ctx context.Context, projectHost string) (deploymentID, manifest string, err error)
 	SiteByDomain(ctx context.Context, domain string) (deploymentID, manifest string, err error)
 }
@@ -138,8 +140,8 @@ type hostKind int
 
 const (
 	kindAPI        hostKind = iota // the sites domain itself, an IP, localhost
-	kindDeployment                 // {deploymentId}.{sites domain}
-	kindProject                    // {projectHost}.{sites domain}
+	kindDeployment                 // {siteLabel}.{sites domain}: has "--"
+	kindProject                    // {projectHost}.{sites domain}: no "--"
 	kindReserved                   // other names under the sites domain: serve nothing
 	kindDomain                     // anything else: maybe a custom domain
 )
@@ -157,9 +159,14 @@ func (h *Host) classify(host string) (kind hostKind, name, label string) {
 		return kindAPI, name, ""
 	case strings.HasSuffix(name, h.suffix):
 		label = name[:len(name)-len(h.suffix)]
+		// "--" splits the two namespaces, and nothing crosses it: a name
+		// that serves no deployment never falls back to a project, whose
+		// id someone else chose (issue 8).
 		switch {
-		case libra.LooksLikeDeploymentID(label):
-			return kindDeployment, name, label
+		case strings.Contains(label, libra.SiteLabelSeparator):
+			if libra.IsSiteLabel(label) {
+				return kindDeployment, name, label
+			}
 		case projectLabel(label):
 			return kindProject, name, label
 		}
@@ -259,12 +266,7 @@ func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
 	var err error
 	switch kind {
 	case kindDeployment:
-		id = label
-		manifest, err = h.resolver.SiteByDeployment(ctx, label)
-		if errors.Is(err, libra.ErrNotFound) {
-			// A project id may have a deployment id's shape.
-			id, manifest, err = h.resolver.SiteByProject(ctx, label)
-		}
+		id, manifest, err = h.resolver.SiteByLabel(ctx, label)
 	case kindProject:
 		id, manifest, err = h.resolver.SiteByProject(ctx, label)
 	case kindDomain:

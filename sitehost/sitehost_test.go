@@ -23,7 +23,7 @@ import (
 // memResolver is a Resolver over maps, counting its queries.
 type memResolver struct {
 	mu          sync.Mutex
-	deployments map[string]string // deployment id -> manifest
+	deployments map[string]string // site label (also the id) -> manifest
 	projects    map[string]string // project host -> deployment id
 	domains     map[string]string // custom domain -> deployment id
 	fail        error
@@ -34,17 +34,19 @@ func newMemResolver() *memResolver {
 	return &memResolver{deployments: map[string]string{}, projects: map[string]string{}, domains: map[string]string{}}
 }
 
-func (m *memResolver) SiteByDeployment(ctx context.Context, id string) (string, error) {
+func (m *memResolver) SiteByLabel(ctx context.Context, label string) (string, string, error) {
 	m.queries.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
-		return "", m.fail
+		return "", "", m.fail
 	}
-	if man, ok := m.deployments[id]; ok {
-		return man, nil
+	// The tests' deployments are keyed by their site label, which also
+	// stands as their id.
+	if man, ok := m.deployments[label]; ok {
+		return label, man, nil
 	}
-	return "", fmt.Errorf("deployment %s: %w", id, libra.ErrNotFound)
+	return "", "", fmt.Errorf("site label %s: %w", label, libra.ErrNotFound)
 }
 
 func (m *memResolver) SiteByProject(ctx context.Context, host string) (string, string, error) {
@@ -643,6 +645,7 @@ func TestHostRouting(t *testing.T) {
 		{"nothing.sites.example.com", 404, "no site is published at this address\n"},
 		{"a.b.sites.example.com", 404, "no site is published at this address\n"},
 		{libra.NewDeploymentID() + ".sites.example.com", 404, "no site is published at this address\n"},
+		{libra.NewSiteLabel("shop") + ".sites.example.com", 404, "no site is published at this address\n"},
 		{"unknown.test", 404, "no site is published at this address\n"},
 	}
 	for _, tt := range tests {
@@ -914,5 +917,47 @@ func TestEvictedBlobsAreReleased(t *testing.T) {
 	}
 	if r := e.get(host, "/a.txt"); r.body != strings.Repeat("a", 900) {
 		t.Error("a.txt not served again after eviction")
+	}
+}
+
+// TestHostNamespaces checks that a name with "--" reaches deployments by
+// site label only, a name without reaches projects only, and that neither
+// falls back to the other (issue 8: a project named like a deleted
+// deployment's host took its URL over).
+func TestHostNamespaces(t *testing.T) {
+	e := newEnv(t, Config{AliasTTL: time.Hour})
+	victim := e.publish(map[string]string{"index.html": "victim"})
+	evil := e.publish(map[string]string{"index.html": "evil"})
+	e.res.set(func(r *memResolver) {
+		delete(r.deployments, victim) // the victim deleted its deployment
+		// Projects from before "--" was refused, one named exactly like
+		// the victim's label.
+		r.projects[victim] = evil
+		r.projects["old--project"] = evil
+		r.projects["xn--bcher-kva"] = evil
+		// A deployment keyed by something outside the "--" namespace.
+		r.deployments["plain"] = r.deployments[evil]
+		r.projects["shop"] = evil
+	})
+	tests := []struct {
+		name, host string
+		status     int
+		body       string
+	}{
+		{"deleted deployment's label", victim + ".localhost", 404, "no site is published at this address\n"},
+		{"live deployment's label", evil + ".localhost", 200, "evil"},
+		{"old project with --", "old--project.localhost", 404, "no site is published at this address\n"},
+		{"punycode label", "xn--bcher-kva.localhost", 404, "no site is published at this address\n"},
+		{"label without -- is never a deployment", "plain.localhost", 404, "no site is published at this address\n"},
+		{"project alias", "shop.localhost", 200, "evil"},
+		{"-- but not a host label", "a--b_c.localhost", 404, "no site is published at this address\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.get(tt.host, "/")
+			if r.status != tt.status || r.body != tt.body {
+				t.Errorf("GET %s: %d %q, want %d %q", tt.host, r.status, r.body, tt.status, tt.body)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +51,9 @@ type server struct {
 	port    string
 	logs    *lockedBuffer
 	exited  chan error
+	// siteHosts remembers each finished deployment's site host (id ->
+	// host), so a test can still ask its URL after deleting it.
+	siteHosts sync.Map
 }
 
 type lockedBuffer struct {
@@ -253,6 +257,9 @@ func (s *server) waitFinal(id string, timeout time.Duration) response {
 			s.t.Fatalf("deploy-status %s: %d %s", id, r.status, r.body)
 		}
 		if st := r.str("status"); st == "completed" || st == "failed" {
+			if u, err := url.Parse(r.str("url")); err == nil && u.Host != "" {
+				s.siteHosts.Store(id, u.Host)
+			}
 			return r
 		}
 		if time.Now().After(deadline) {
@@ -304,4 +311,21 @@ func (s *server) waitLog(re *regexp.Regexp, timeout time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// siteHost returns the host (with port) of a published deployment's
+// immutable URL, as its status reports it: a site label of its own, never
+// its id.
+func (s *server) siteHost(id string) string {
+	s.t.Helper()
+	if h, ok := s.siteHosts.Load(id); ok {
+		return h.(string)
+	}
+	r := s.do("GET", "/deploy-status?id="+id, nil)
+	u, err := url.Parse(r.str("url"))
+	if r.status != 200 || err != nil || u.Host == "" {
+		s.t.Fatalf("deployment %s has no site url: %d %s", id, r.status, r.body)
+	}
+	s.siteHosts.Store(id, u.Host)
+	return u.Host
 }

@@ -179,8 +179,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	// Invalidate drops the cached lookups of {label}.{sites domain}: given
-	// a deployment id, those of the deployment's immutable host.
-	stopGC := startGC(ctx, gcc, db, artifacts, func(id, _ string) { sites.Invalidate(id) }, logger)
+	// a deployment's site label, those of its immutable host.
+	stopGC := startGC(ctx, gcc, db, artifacts, sites.Invalidate, logger)
 	defer stopGC()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
