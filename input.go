@@ -144,6 +144,22 @@ func IsHostLabel(s string) bool {
 	return true
 }
 
+// CheckHost accepts a Host header whose host name, without port, brackets
+// or trailing dot, is no longer than a DNS name may be. Anything longer is
+// refused before it is parsed further or remembered: anyone can send one,
+// and net/http reads up to MaxHeaderBytes of it.
+func CheckHost(host string) error {
+	name := host
+	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.Contains(name[i:], "]") {
+		name = name[:i]
+	}
+	name = strings.TrimSuffix(strings.Trim(name, "[]"), ".")
+	if len(name) > MaxDomainLen {
+		return fmt.Errorf("host name is %d bytes; the limit is %d", len(name), MaxDomainLen)
+	}
+	return nil
+}
+
 // NormalizeDomain lower-cases a host name and drops one trailing dot.
 func NormalizeDomain(d string) string {
 	return strings.TrimSuffix(strings.ToLower(d), ".")

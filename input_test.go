@@ -198,3 +198,27 @@ func TestNewSiteLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckHost(t *testing.T) {
+	name253 := strings.Repeat("a.", 126) + "b" // 253 bytes
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"localhost:3008", true},
+		{name253, true},
+		{name253 + ".", true},
+		{name253 + ":65535", true},
+		{"[::1]:3008", true},
+		{"[::1]", true},
+		{name253 + "c", false},
+		{name253 + "c:80", false},
+		{strings.Repeat("x", 300), false},
+		{strings.Repeat("x", 1<<20), false},
+	}
+	for _, tt := range tests {
+		if err := libra.CheckHost(tt.host); (err == nil) != tt.ok {
+			t.Errorf("CheckHost(%.40q... %d bytes) = %v, want ok=%v", tt.host, len(tt.host), err, tt.ok)
+		}
+	}
+}

@@ -148,6 +148,12 @@ func New(cfg Config) http.Handler {
 	}
 	sites := cfg.Sites
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := libra.CheckHost(r.Host); err != nil {
+			// Before the site host sees it: it caches every Host it is
+			// asked about (issue 8).
+			writeError(w, newError(http.StatusBadRequest, libra.CodeValidation, "Host header: "+err.Error(), nil))
+			return
+		}
 		if sites.IsSiteHost(r.Host) {
 			sites.ServeHTTP(w, r)
 			return

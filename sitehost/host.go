@@ -63,9 +63,19 @@ const (
 	// maxSites bounds the parsed manifests kept; each costs a few hundred
 	// bytes per file.
 	maxSites = 512
-	// maxAliases bounds cached host names, including names that serve
-	// nothing, which anyone can invent.
-	maxAliases = 1 << 14
+	// maxAliases and maxAliasBytes bound cached host names, including
+	// names that serve nothing, which anyone can invent: by count, and by
+	// the bytes of the names themselves (issue 8: 400 names of 1 MB each
+	// once held 1.2 GB).
+	maxAliases    = 1 << 14
+	maxAliasBytes = 4 << 20
+	// aliasOverhead is an entry's memory beside its names: the entry, its
+	// state and the map's node.
+	aliasOverhead = 256
+	// maxHostHeader is the longest Host header that can name a host:
+	// MaxDomainLen, a trailing dot, IPv6 brackets and ":65535". Longer
+	// ones are refused before they are parsed or cached.
+	maxHostHeader = libra.MaxDomainLen + len(".[]:65535")
 	// lookupTimeout bounds one resolver query plus manifest load, which
 	// may serve many waiting requests and so does not stop when the
 	// request that started it goes away.
@@ -144,7 +154,12 @@ const (
 	kindProject                    // {projectHost}.{sites domain}: no "--"
 	kindReserved                   // other names under the sites domain: serve nothing
 	kindDomain                     // anything else: maybe a custom domain
+	kindInvalid                    // no host name: longer than DNS allows
 )
+
+// invalidHost stands for every Host header too long to be a host name. It is
+// never cached, so such headers cost no memory once answered.
+var invalidHost = &aliasEntry{kind: kindInvalid}
 
 // classify parses a Host header. name is the normalized host name; label is
 // the part before the sites domain for names under it.
@@ -229,7 +244,9 @@ func projectLabel(s string) bool {
 func (h *Host) IsSiteHost(host string) bool {
 	e := h.aliases.entry(host)
 	switch e.kind {
-	case kindAPI:
+	case kindAPI, kindInvalid:
+		// An invalid name goes to the API, which refuses it in the
+		// error format of the API.
 		return false
 	case kindDomain:
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
@@ -257,7 +274,11 @@ func (h *Host) Invalidate(projectHost string) {
 
 // lookup returns the site that a Host header value addresses, nil when none.
 func (h *Host) lookup(ctx context.Context, host string) (*site, error) {
-	return h.aliases.get(ctx, h.aliases.entry(host))
+	e := h.aliases.entry(host)
+	if e.kind == kindInvalid {
+		return nil, nil
+	}
+	return h.aliases.get(ctx, e)
 }
 
 func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
@@ -312,6 +333,7 @@ type aliasCache struct {
 
 	m     sync.Map // raw host -> *aliasEntry
 	size  atomic.Int64
+	bytes atomic.Int64 // the entries' costs
 	trims sync.Mutex
 }
 
@@ -319,6 +341,7 @@ type aliasEntry struct {
 	kind  hostKind
 	name  string // normalized host name
 	label string // the part before the sites domain
+	cost  int64  // bytes it holds, counted in aliasCache.bytes
 	state atomic.Pointer[aliasState]
 
 	mu   sync.Mutex // guards call and gen
@@ -344,17 +367,25 @@ func newAliasCache(ttl time.Duration, classify func(string) (hostKind, string, s
 func (c *aliasCache) now() time.Duration { return time.Since(c.epoch) }
 
 // entry returns the entry for a raw Host value, classifying it on first
-// sight.
+// sight; invalidHost, uncached, for one longer than a host name can be.
 func (c *aliasCache) entry(host string) *aliasEntry {
+	if len(host) > maxHostHeader {
+		return invalidHost
+	}
 	if v, ok := c.m.Load(host); ok {
 		return v.(*aliasEntry)
 	}
 	kind, name, label := c.classify(host)
-	e := &aliasEntry{kind: kind, name: strings.Clone(name), label: strings.Clone(label)}
+	if len(name) > libra.MaxDomainLen {
+		return invalidHost
+	}
+	e := &aliasEntry{kind: kind, name: strings.Clone(name), label: strings.Clone(label),
+		cost: int64(len(host)+len(name)+len(label)) + aliasOverhead}
 	if v, loaded := c.m.LoadOrStore(strings.Clone(host), e); loaded {
 		return v.(*aliasEntry)
 	}
-	if c.size.Add(1) > maxAliases {
+	n, b := c.size.Add(1), c.bytes.Add(e.cost)
+	if n > maxAliases || b > maxAliasBytes {
 		c.trim()
 	}
 	return e
@@ -369,8 +400,9 @@ func (c *aliasCache) trim() {
 	defer c.trims.Unlock()
 	n := maxAliases / 8
 	c.m.Range(func(k, _ any) bool {
-		if _, ok := c.m.LoadAndDelete(k); ok {
+		if v, ok := c.m.LoadAndDelete(k); ok {
 			c.size.Add(-1)
+			c.bytes.Add(-v.(*aliasEntry).cost)
 		}
 		n--
 		return n > 0

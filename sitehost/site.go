@@ -97,16 +97,21 @@ type site struct {
 	redirects *redirects
 	headers   []*headerRule
 
-	hdrMu   sync.RWMutex
-	hdrMemo map[string]*headerSet
+	hdrMu        sync.RWMutex
+	hdrMemo      map[string]*headerSet
+	hdrMemoBytes int // the memo's path bytes
 }
 
 // minGzipSize is where gzip starts to save more than its own framing.
 const minGzipSize = 256
 
-// maxHeaderMemo bounds the per-site memo of _headers results; paths beyond
-// it are matched on every request.
-const maxHeaderMemo = 4096
+// maxHeaderMemo and maxHeaderMemoBytes bound the per-site memo of _headers
+// results, by count and by the bytes of the paths, which any client makes
+// up; paths beyond them are matched on every request.
+const (
+	maxHeaderMemo      = 4096
+	maxHeaderMemoBytes = 256 << 10
+)
 
 // statter is implemented by stores that know when a blob was last stored
 // (artifact/fs does); it gives Last-Modified a value that agrees across
@@ -400,7 +405,10 @@ func (s *site) headersFor(p string) *headerSet {
 	}
 	hs = headersFor(s.headers, p)
 	s.hdrMu.Lock()
-	if len(s.hdrMemo) < maxHeaderMemo {
+	if len(s.hdrMemo) < maxHeaderMemo && s.hdrMemoBytes+len(p) <= maxHeaderMemoBytes {
+		if _, ok := s.hdrMemo[p]; !ok {
+			s.hdrMemoBytes += len(p)
+		}
 		s.hdrMemo[strings.Clone(p)] = hs
 	}
 	s.hdrMu.Unlock()

@@ -961,3 +961,70 @@ func TestHostNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestAliasCacheBounds: Host headers longer than a host name are never
+// cached, and the cache is bounded by bytes as well as entries (issue 8).
+func TestAliasCacheBounds(t *testing.T) {
+	e := newEnv(t, Config{AliasTTL: time.Hour})
+	label63 := strings.Repeat("a", 63)
+	tests := []struct {
+		name      string
+		host      func(i int) string
+		n         int
+		wantSite  bool // what IsSiteHost answers
+		maxCached int64
+	}{
+		{"over 253 bytes under the sites domain", func(i int) string {
+			return fmt.Sprintf("%d%s.localhost", i, strings.Repeat("x", 300))
+		}, 1000, false, 0},
+		{"over 253 bytes, not under it", func(i int) string {
+			return fmt.Sprintf("%d%s.example", i, strings.Repeat(label63+".", 4))
+		}, 1000, false, 0},
+		{"a megabyte", func(i int) string { return fmt.Sprint(i) + strings.Repeat("y", 1<<20) }, 20, false, 0},
+		{"valid 250-byte names", func(i int) string {
+			return fmt.Sprintf("%06d%s.localhost", i, strings.Repeat("."+label63[:60], 3)+"."+label63[:47])
+		}, 3 * maxAliases, true, maxAliases},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range tt.n {
+				h := tt.host(i)
+				if got := e.host.IsSiteHost(h); got != tt.wantSite {
+					t.Fatalf("IsSiteHost(%d bytes) = %v, want %v", len(h), got, tt.wantSite)
+				}
+				if s, err := e.host.lookup(context.Background(), h); s != nil || err != nil {
+					t.Fatalf("lookup(%d bytes) = %v, %v", len(h), s, err)
+				}
+			}
+			n, b := e.host.aliases.size.Load(), e.host.aliases.bytes.Load()
+			t.Logf("%d hosts asked: %d cached, %d bytes", tt.n, n, b)
+			if n > tt.maxCached || b > maxAliasBytes {
+				t.Errorf("%d entries, %d bytes cached; want at most %d entries and %d bytes", n, b, tt.maxCached, maxAliasBytes)
+			}
+		})
+	}
+}
+
+// TestHeaderMemoBounded: the _headers memo keeps no more than its byte
+// budget of request paths, which clients make up.
+func TestHeaderMemoBounded(t *testing.T) {
+	e := newEnv(t, Config{})
+	id := e.publish(map[string]string{"index.html": "x", "_headers": "/*\n  X-Frame-Options: DENY\n"})
+	for i := range 200 {
+		p := fmt.Sprintf("/%d/%s", i, strings.Repeat("p", 8<<10))
+		if r := e.get(id+".localhost", p); r.header.Get("X-Frame-Options") != "DENY" {
+			t.Fatalf("GET %d: X-Frame-Options %q", i, r.header.Get("X-Frame-Options"))
+		}
+	}
+	s, err := e.host.lookup(context.Background(), id+".localhost")
+	if err != nil || s == nil {
+		t.Fatal(s, err)
+	}
+	s.hdrMu.RLock()
+	n, b := len(s.hdrMemo), s.hdrMemoBytes
+	s.hdrMu.RUnlock()
+	t.Logf("memo: %d paths, %d bytes", n, b)
+	if b > maxHeaderMemoBytes || n == 0 {
+		t.Errorf("memo holds %d paths, %d bytes; want some, within %d bytes", n, b, maxHeaderMemoBytes)
+	}
+}

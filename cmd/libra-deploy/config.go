@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,9 @@ type config struct {
 	// FastPath serves plain GETs of sites on a loop of its own rather than
 	// through net/http (internal/http1).
 	FastPath bool
+	// MaxHeaderBytes bounds a request's head on every listener (net/http
+	// and the fast loop); a larger one is answered 431.
+	MaxHeaderBytes int
 
 	// Builds: the sandbox's limits and the build's timeouts.
 	SandboxMemoryMB   int
@@ -110,6 +114,7 @@ func loadConfig() *config {
 		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
 		FastPath:        !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("SITE_FAST_PATH", "on"))),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
+		MaxHeaderBytes:  envInt("MAX_HEADER_BYTES", defaultMaxHeaderBytes),
 
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
@@ -160,8 +165,18 @@ func (c *config) validate() error {
 	if c.Timeout < time.Second {
 		return fmt.Errorf("MAX_DEPLOYMENT_TIMEOUT must be at least 1000 ms")
 	}
+	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > http.DefaultMaxHeaderBytes {
+		return fmt.Errorf("MAX_HEADER_BYTES must be between %d and %d", minMaxHeaderBytes, http.DefaultMaxHeaderBytes)
+	}
 	return nil
 }
+
+// net/http's default of 1 MiB let anyone make the server hold a megabyte
+// per request for nothing (issue 8); 32 KiB still fits large cookies.
+const (
+	defaultMaxHeaderBytes = 32 << 10
+	minMaxHeaderBytes     = 1 << 10
+)
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level

@@ -165,6 +165,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    c.MaxHeaderBytes,
 		},
 		// Plain GETs of published sites take the fast loop; the API, ACME
 		// challenges and everything unusual stay on net/http.
