@@ -98,7 +98,7 @@ type site struct {
 	headers   []*headerRule
 
 	hdrMu        sync.RWMutex
-	hdrMemo      map[string]*headerSet
+	hdrMemo      map[hdrKey]*headerSet
 	hdrMemoBytes int // the memo's path bytes
 }
 
@@ -239,7 +239,7 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 		s.notFound = notFound404Page
 	}
 	if s.headers != nil {
-		s.hdrMemo = map[string]*headerSet{}
+		s.hdrMemo = map[hdrKey]*headerSet{}
 	}
 	return s, nil
 }
@@ -395,21 +395,34 @@ func stripJSONC(in []byte) []byte {
 	return out
 }
 
-// headersFor returns the _headers result for request path p, memoized.
-func (s *site) headersFor(p string) *headerSet {
+// hdrKey is a _headers memo key: the request path and the file that
+// answers it (nil for none). A struct, so a lookup allocates nothing.
+type hdrKey struct {
+	path string
+	file *file
+}
+
+// headersFor returns the _headers result for request path p answered by f
+// (nil when no file is), memoized.
+func (s *site) headersFor(p string, f *file) *headerSet {
+	key := hdrKey{p, f}
 	s.hdrMu.RLock()
-	hs, ok := s.hdrMemo[p]
+	hs, ok := s.hdrMemo[key]
 	s.hdrMu.RUnlock()
 	if ok {
 		return hs
 	}
-	hs = headersFor(s.headers, p)
+	filePath := ""
+	if f != nil {
+		filePath = "/" + f.path
+	}
+	hs = headersFor(s.headers, p, filePath)
 	s.hdrMu.Lock()
 	if len(s.hdrMemo) < maxHeaderMemo && s.hdrMemoBytes+len(p) <= maxHeaderMemoBytes {
-		if _, ok := s.hdrMemo[p]; !ok {
+		if _, ok := s.hdrMemo[key]; !ok {
 			s.hdrMemoBytes += len(p)
 		}
-		s.hdrMemo[strings.Clone(p)] = hs
+		s.hdrMemo[hdrKey{strings.Clone(p), f}] = hs
 	}
 	s.hdrMu.Unlock()
 	return hs

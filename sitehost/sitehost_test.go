@@ -1028,3 +1028,64 @@ func TestHeaderMemoBounded(t *testing.T) {
 		t.Errorf("memo holds %d paths, %d bytes; want some, within %d bytes", n, b, maxHeaderMemoBytes)
 	}
 }
+
+// TestHeadersMatchFilePath: _headers rules apply by the request path and by
+// the path of the file that answers it, so a pretty URL, a fallback or an
+// error page carries the headers its file was given (issue 8: /secret
+// served secret.html without its X-Frame-Options and CSP).
+func TestHeadersMatchFilePath(t *testing.T) {
+	e := newEnv(t, Config{})
+	pages := e.publish(map[string]string{
+		"index.html":      "home",
+		"secret.html":     "secret",
+		"docs/index.html": "docs",
+		"404.html":        "not here",
+		"_headers": `/secret.html
+  X-Frame-Options: DENY
+  Content-Security-Policy: default-src 'none'
+/docs/index.html
+  X-Docs: file
+/404.html
+  X-Error-Page: yes
+/gone
+  X-Request-Rule: yes
+`,
+	})
+	spa := e.publish(map[string]string{
+		"index.html": "shell",
+		"app.js":     "run()",
+		"_headers":   "/index.html\n  X-App-Shell: yes\n",
+	})
+	tests := []struct {
+		site, path string
+		status     int
+		body       string
+		want       map[string]string // "" means absent
+	}{
+		{pages, "/secret.html", 200, "secret", map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'"}},
+		{pages, "/secret", 200, "secret", map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'"}},
+		{pages, "/secret/", 200, "secret", map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'"}},
+		{pages, "/docs", 200, "docs", map[string]string{"X-Docs": "file"}},
+		{pages, "/docs/", 200, "docs", map[string]string{"X-Docs": "file"}},
+		{pages, "/", 200, "home", map[string]string{"X-Frame-Options": "", "X-Docs": "", "X-Error-Page": ""}},
+		{pages, "/nope", 404, "not here", map[string]string{"X-Error-Page": "yes", "X-Frame-Options": ""}},
+		{pages, "/gone", 404, "not here", map[string]string{"X-Error-Page": "yes", "X-Request-Rule": "yes"}},
+		{spa, "/dashboard/settings", 200, "shell", map[string]string{"X-App-Shell": "yes"}},
+		{spa, "/", 200, "shell", map[string]string{"X-App-Shell": "yes"}},
+		{spa, "/app.js", 200, "run()", map[string]string{"X-App-Shell": ""}},
+		{spa, "/missing.js", 404, "404 page not found\n", map[string]string{"X-App-Shell": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body+tt.path, func(t *testing.T) {
+			r := e.get(tt.site+".localhost", tt.path)
+			if r.status != tt.status || r.body != tt.body {
+				t.Fatalf("got %d %q, want %d %q", r.status, r.body, tt.status, tt.body)
+			}
+			for k, v := range tt.want {
+				if got := strings.Join(r.header.Values(k), ", "); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}

@@ -193,3 +193,31 @@ func memoryKB(t *testing.T, pid int) (rss, hwm int) {
 	}
 	return rss, hwm
 }
+
+// Issue 8, item 12, end to end: the headers _headers gives /secret.html
+// come with it at /secret and /secret/ too, on both serving paths.
+func TestHeadersOnPrettyURLs(t *testing.T) {
+	for _, fastPath := range []string{"on", "off"} {
+		t.Run("SITE_FAST_PATH="+fastPath, func(t *testing.T) {
+			s := startServer(t, "SITE_FAST_PATH="+fastPath)
+			tok := s.setup("acme", "pretty")
+			id := s.deployWait(tok, site("acme", "pretty", map[string]string{
+				"index.html":  "home",
+				"secret.html": "secret",
+				"_headers":    "/secret.html\n  X-Frame-Options: DENY\n  Content-Security-Policy: frame-ancestors 'none'\n",
+			}), "completed")
+			for _, p := range []string{"/secret.html", "/secret", "/secret/"} {
+				r := s.do("GET", p, nil, "Host", s.siteHost(id))
+				if r.status != 200 || string(r.body) != "secret" {
+					t.Fatalf("GET %s: %d %q", p, r.status, r.body)
+				}
+				if xfo, csp := r.header.Get("X-Frame-Options"), r.header.Get("Content-Security-Policy"); xfo != "DENY" || csp != "frame-ancestors 'none'" {
+					t.Errorf("GET %s: X-Frame-Options %q, Content-Security-Policy %q; want the rules of /secret.html", p, xfo, csp)
+				}
+			}
+			if r := s.do("GET", "/", nil, "Host", s.siteHost(id)); r.header.Get("X-Frame-Options") != "" {
+				t.Errorf("GET /: X-Frame-Options %q from another file's rule", r.header.Get("X-Frame-Options"))
+			}
+		})
+	}
+}
