@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ type Config struct {
 	Artifacts   libra.ArtifactStore
 	// CacheBytes bounds the memory holding file contents; default 64 MiB.
 	CacheBytes int64
+	// SiteBytes bounds the memory holding loaded sites (parsed manifests
+	// and rules, estimated); default 64 MiB.
+	SiteBytes int64
 	// AliasTTL is how long a host name's lookup is trusted before it is
 	// asked again; default 1s. Invalidate makes this process see a change
 	// at once; other processes see it within AliasTTL.
@@ -59,6 +63,7 @@ type Config struct {
 
 const (
 	defaultCacheBytes = 64 << 20
+	defaultSiteBytes  = 64 << 20
 	defaultAliasTTL   = time.Second
 	// maxSites bounds the parsed manifests kept; each costs a few hundred
 	// bytes per file.
@@ -120,6 +125,9 @@ func New(cfg Config) *Host {
 	if cfg.CacheBytes <= 0 {
 		cfg.CacheBytes = defaultCacheBytes
 	}
+	if cfg.SiteBytes <= 0 {
+		cfg.SiteBytes = defaultSiteBytes
+	}
 	if cfg.AliasTTL <= 0 {
 		cfg.AliasTTL = defaultAliasTTL
 	}
@@ -132,7 +140,7 @@ func New(cfg Config) *Host {
 		resolver:    cfg.Resolver,
 		artifacts:   cfg.Artifacts,
 		log:         cfg.Logger.With("component", "sitehost"),
-		sites:       newSiteCache(maxSites),
+		sites:       newSiteCache(maxSites, cfg.SiteBytes),
 	}
 	h.aliases = newAliasCache(cfg.AliasTTL, h.classify, h.resolve)
 	h.paths, _ = cfg.Artifacts.(pather)
@@ -314,7 +322,9 @@ func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.sites.put(key, s)
+	if evicted := h.sites.put(key, s); len(evicted) > 0 {
+		h.aliases.forget(evicted)
+	}
 	return s, nil
 }
 
@@ -439,7 +449,13 @@ func (c *aliasCache) get(ctx context.Context, e *aliasEntry) (*site, error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 	s, err := c.resolve(fctx, e)
 	cancel()
+	return c.settle(e, cl, gen, st, s, err)
+}
 
+// settle records a refresh's answer s, err, unless Invalidate ran since it
+// started (gen), falling back to the stale state st when it failed, and
+// hands it to the requests waiting on cl.
+func (c *aliasCache) settle(e *aliasEntry, cl *aliasCall, gen uint64, st *aliasState, s *site, err error) (*site, error) {
 	e.mu.Lock()
 	switch {
 	case e.gen != gen:
@@ -460,6 +476,20 @@ func (c *aliasCache) get(ctx context.Context, e *aliasEntry) (*site, error) {
 	return s, err
 }
 
+// forget drops every entry's hold on the sites the site cache evicted, so
+// that they are freed; those names load their site again when next asked.
+// It walks the whole cache, which only a site load beyond the site budget
+// does.
+func (c *aliasCache) forget(evicted []*site) {
+	c.m.Range(func(_, v any) bool {
+		e := v.(*aliasEntry)
+		if st := e.state.Load(); st != nil && st.site != nil && slices.Contains(evicted, st.site) {
+			e.state.CompareAndSwap(st, nil)
+		}
+		return true
+	})
+}
+
 func (c *aliasCache) invalidate(match func(e *aliasEntry) bool) {
 	c.m.Range(func(_, v any) bool {
 		e := v.(*aliasEntry)
@@ -475,16 +505,21 @@ func (c *aliasCache) invalidate(match func(e *aliasEntry) bool) {
 }
 
 // siteCache keeps loaded sites by deployment and manifest, least recently
-// loaded out first. It is used on alias refreshes only, never per request.
+// loaded out first, within a count and a byte budget. It is used on alias
+// refreshes only, never per request. Alias entries point at sites too; an
+// eviction makes them let go (aliasCache.forget), so an evicted site is
+// freed once no request is using it.
 type siteCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[string]*site
-	order []string
+	mu       sync.Mutex
+	max      int
+	maxBytes int64
+	used     int64
+	m        map[string]*site
+	order    []string
 }
 
-func newSiteCache(max int) *siteCache {
-	return &siteCache{max: max, m: map[string]*site{}}
+func newSiteCache(max int, maxBytes int64) *siteCache {
+	return &siteCache{max: max, maxBytes: maxBytes, m: map[string]*site{}}
 }
 
 func (c *siteCache) get(key string) *site {
@@ -493,16 +528,30 @@ func (c *siteCache) get(key string) *site {
 	return c.m[key]
 }
 
-func (c *siteCache) put(key string, s *site) {
+// put keeps s, evicting the oldest sites to make room, and returns those;
+// a site larger than the whole budget is still kept, alone.
+func (c *siteCache) put(key string, s *site) (evicted []*site) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; ok {
-		return
+		return nil
 	}
-	for len(c.order) >= c.max {
+	for len(c.order) > 0 && (len(c.order) >= c.max || c.used+s.cost > c.maxBytes) {
+		old := c.m[c.order[0]]
+		evicted = append(evicted, old)
+		c.used -= old.cost
 		delete(c.m, c.order[0])
 		c.order = c.order[1:]
 	}
 	c.m[key] = s
 	c.order = append(c.order, key)
+	c.used += s.cost
+	return evicted
+}
+
+// stats reports the cache's size, for tests.
+func (c *siteCache) stats() (sites int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.used
 }

@@ -100,6 +100,9 @@ type site struct {
 	hdrMu        sync.RWMutex
 	hdrMemo      map[hdrKey]*headerSet
 	hdrMemoBytes int // the memo's path bytes
+
+	// cost estimates the memory the site holds, for siteCache's budget.
+	cost int64
 }
 
 // minGzipSize is where gzip starts to save more than its own framing.
@@ -241,7 +244,41 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 	if s.headers != nil {
 		s.hdrMemo = map[hdrKey]*headerSet{}
 	}
+	s.cost = s.estimateCost(files)
 	return s, nil
+}
+
+// Rough per-item costs for estimateCost, measured on amd64 with some room:
+// a file with its header slices, a routes map slot, a _headers or
+// _redirects rule, and a memo slot.
+const (
+	fileCost     = 384
+	routeCost    = 64
+	ruleCost     = 256
+	memoSlotCost = 96
+)
+
+// estimateCost is what a loaded site holds in memory, give or take: its
+// files, its routes, its rules and the most its _headers memo may grow to.
+func (s *site) estimateCost(files []*file) int64 {
+	n := int64(len(files)) * fileCost
+	for _, f := range files {
+		n += int64(len(f.path))
+	}
+	for p := range s.routes {
+		n += routeCost + int64(len(p))
+	}
+	if s.redirects != nil {
+		rules := len(s.redirects.dynamic)
+		for _, rs := range s.redirects.static {
+			rules += len(rs)
+		}
+		n += int64(rules) * ruleCost
+	}
+	if s.headers != nil {
+		n += int64(len(s.headers))*ruleCost + maxHeaderMemoBytes + maxHeaderMemo*memoSlotCost
+	}
+	return n
 }
 
 // variant describes one of f's compressed variants as a file of its own.

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
@@ -1087,5 +1089,50 @@ func TestHeadersMatchFilePath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSiteCacheBudget: loaded sites are held within SiteBytes, and an alias
+// does not keep an evicted site alive; an evicted site loads again when
+// asked for.
+func TestSiteCacheBudget(t *testing.T) {
+	const budget = 400 << 10
+	e := newEnv(t, Config{SiteBytes: budget, AliasTTL: time.Hour})
+	var labels []string
+	for i := range 20 {
+		files := map[string]string{"index.html": fmt.Sprint("site ", i)}
+		for j := range 200 {
+			files[fmt.Sprintf("pages/p%03d.html", j)] = "x"
+		}
+		labels = append(labels, e.publish(files))
+	}
+	var sites []weak.Pointer[site]
+	var cost int64
+	for round := range 2 {
+		for i, l := range labels {
+			if r := e.get(l+".localhost", "/"); r.status != 200 || r.body != fmt.Sprint("site ", i) {
+				t.Fatalf("round %d, site %d: %d %q", round, i, r.status, r.body)
+			}
+			if round == 0 {
+				s, err := e.host.lookup(context.Background(), l+".localhost")
+				if err != nil || s == nil {
+					t.Fatal(s, err)
+				}
+				sites, cost = append(sites, weak.Make(s)), s.cost
+			}
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	alive := 0
+	for _, w := range sites {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	n, used := e.host.sites.stats()
+	t.Logf("20 sites of ~%d bytes each, budget %d: %d cached (%d bytes), %d of the first round's alive after GC", cost, budget, n, used, alive)
+	if used > budget || int64(alive)*cost > budget {
+		t.Errorf("%d sites cached in %d bytes, %d alive; want at most %d bytes", n, used, alive, budget)
 	}
 }
