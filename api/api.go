@@ -60,7 +60,8 @@ type Config struct {
 	SitesDomain string
 
 	// SiteURL returns the URL of a site host name label: a deployment's
-	// site label or a project's alias label (libra.ProjectHost). When nil, responses leave alias URLs out.
+	// site label or a project's alias label (libra.ProjectHost). When nil,
+	// responses leave alias URLs out.
 	SiteURL func(label string) string
 	// Invalidate, when set, is told the label (a deployment's site label,
 	// or a project's lower-cased id) whose site a request changed, so the site
