@@ -80,7 +80,11 @@ func (s StepStates) Progress() int {
 // Deployment is one request to publish a project's files, and everything that
 // happened to it since.
 type Deployment struct {
-	ID           string
+	ID string
+	// SiteLabel is the host name label of the deployment's immutable URL,
+	// {SiteLabel}.{sites domain}: chosen at acceptance and never its ID,
+	// which is the key to its status and logs (see NewSiteLabel).
+	SiteLabel    string
 	ProjectID    string
 	OrgID        string
 	UserID       string
@@ -141,4 +145,44 @@ func LooksLikeDeploymentID(s string) bool {
 		return false
 	}
 	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz234567") == ""
+}
+
+// siteLabelRandomChars is the random part of a site label: 13 base32
+// characters carry 65 bits, too many to guess a preview URL.
+const siteLabelRandomChars = 13
+
+// SiteLabelSeparator marks the deployment namespace of host labels: a label
+// that contains it names a deployment, one without names a project. New
+// project ids never contain it (CheckProjectID), so the two never collide.
+const SiteLabelSeparator = "--"
+
+// maxProjectPart leaves room for the separator and the random part in one
+// 63-byte DNS label.
+const maxProjectPart = 63 - len(SiteLabelSeparator) - siteLabelRandomChars
+
+// NewSiteLabel returns a fresh host label for a deployment of the project
+// whose alias label is projectHost ("" when it has none):
+// {projectHost}--{random}, or d--{random}. The project part makes preview
+// URLs readable, as on Vercel; it is cut to fit 63 bytes.
+func NewSiteLabel(projectHost string) string {
+	var b [9]byte // 72 bits, of which 65 are used
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // never happens on Linux
+	}
+	random := deploymentIDEncoding.EncodeToString(b[:])[:siteLabelRandomChars]
+	prefix := projectHost
+	if len(prefix) > maxProjectPart {
+		// A label may not end in '-' before the separator either, or the
+		// separator would grow into "---", which still parses but reads badly.
+		prefix = strings.TrimRight(prefix[:maxProjectPart], "-")
+	}
+	if prefix == "" {
+		prefix = "d"
+	}
+	return prefix + SiteLabelSeparator + random
+}
+
+// IsSiteLabel reports whether a host label is in the deployment namespace.
+func IsSiteLabel(label string) bool {
+	return strings.Contains(label, SiteLabelSeparator) && IsHostLabel(label)
 }

@@ -98,6 +98,38 @@ func CheckID(s string) error {
 	return nil
 }
 
+// ProjectHost returns the label of a project's production alias,
+// {label}.{sites domain}: its id in lower case, when that is a host label
+// outside the deployment namespace. ok is false for a project that has no
+// alias (reachable through custom domains only), including one created
+// before ids with "--" were refused.
+func ProjectHost(projectID string) (label string, ok bool) {
+	label = strings.ToLower(projectID)
+	if !IsHostLabel(label) || strings.Contains(label, SiteLabelSeparator) {
+		return "", false
+	}
+	return label, true
+}
+
+// CheckProjectID accepts a new project's id: CheckID's rules, and nothing a
+// host name could confuse with a deployment's. "--" is the deployment
+// namespace (and "xn--" punycode), and an id shaped like a deployment id
+// was a deployment's host label before site labels existed: a project named
+// so would take over a link someone shared then.
+func CheckProjectID(s string) error {
+	if err := CheckID(s); err != nil {
+		return err
+	}
+	lower := strings.ToLower(s)
+	if strings.Contains(lower, SiteLabelSeparator) {
+		return fmt.Errorf("may not contain %q, which marks deployment host names", SiteLabelSeparator)
+	}
+	if LooksLikeDeploymentID(lower) {
+		return fmt.Errorf("has the shape of a deployment id (26 characters of a-z and 2-7), which older deployment host names use")
+	}
+	return nil
+}
+
 // IsHostLabel reports whether s can stand as one DNS label in a host name.
 func IsHostLabel(s string) bool {
 	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
@@ -110,6 +142,22 @@ func IsHostLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// CheckHost accepts a Host header whose host name, without port, brackets
+// or trailing dot, is no longer than a DNS name may be. Anything longer is
+// refused before it is parsed further or remembered: anyone can send one,
+// and net/http reads up to MaxHeaderBytes of it.
+func CheckHost(host string) error {
+	name := host
+	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.Contains(name[i:], "]") {
+		name = name[:i]
+	}
+	name = strings.TrimSuffix(strings.Trim(name, "[]"), ".")
+	if len(name) > MaxDomainLen {
+		return fmt.Errorf("host name is %d bytes; the limit is %d", len(name), MaxDomainLen)
+	}
+	return nil
 }
 
 // NormalizeDomain lower-cases a host name and drops one trailing dot.

@@ -143,3 +143,82 @@ func FuzzCheckDomain(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckProjectID(t *testing.T) {
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"website", true},
+		{"my-site", true},
+		{"My_Site.v2", true},
+		{"a--b", false},
+		{"xn--bcher-kva", false},
+		{"Shop--Preview", false},
+		{libra.NewDeploymentID(), false},
+		{strings.ToUpper(libra.NewDeploymentID()), false},
+		{"abcdefghijklmnopqrstuvwxy1", true}, // 26 characters, but '1' is not base32
+		{"", false},
+	}
+	for _, tt := range tests {
+		if err := libra.CheckProjectID(tt.id); (err == nil) != tt.ok {
+			t.Errorf("CheckProjectID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
+		}
+	}
+}
+
+func TestNewSiteLabel(t *testing.T) {
+	long := strings.Repeat("a", 47) + "-b" + strings.Repeat("c", 14)
+	tests := []struct {
+		projectHost, wantPrefix string
+	}{
+		{"website", "website--"},
+		{"", "d--"},
+		{strings.Repeat("x", 63), strings.Repeat("x", 48) + "--"},
+		{long, strings.Repeat("a", 47) + "--"}, // the cut ends in '-', which is dropped
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		for range 100 {
+			l := libra.NewSiteLabel(tt.projectHost)
+			random := strings.TrimPrefix(l, tt.wantPrefix)
+			if !strings.HasPrefix(l, tt.wantPrefix) || len(random) != 13 || strings.Trim(random, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+				t.Fatalf("NewSiteLabel(%q) = %q, want %q and 13 base32 characters", tt.projectHost, l, tt.wantPrefix)
+			}
+			if !libra.IsSiteLabel(l) || len(l) > 63 {
+				t.Fatalf("NewSiteLabel(%q) = %q is not a deployment host label", tt.projectHost, l)
+			}
+			if _, ok := libra.ProjectHost(l); ok {
+				t.Fatalf("site label %q is also a project host", l)
+			}
+			if seen[l] {
+				t.Fatalf("NewSiteLabel repeated %q", l)
+			}
+			seen[l] = true
+		}
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	name253 := strings.Repeat("a.", 126) + "b" // 253 bytes
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"localhost:3008", true},
+		{name253, true},
+		{name253 + ".", true},
+		{name253 + ":65535", true},
+		{"[::1]:3008", true},
+		{"[::1]", true},
+		{name253 + "c", false},
+		{name253 + "c:80", false},
+		{strings.Repeat("x", 300), false},
+		{strings.Repeat("x", 1<<20), false},
+	}
+	for _, tt := range tests {
+		if err := libra.CheckHost(tt.host); (err == nil) != tt.ok {
+			t.Errorf("CheckHost(%.40q... %d bytes) = %v, want ok=%v", tt.host, len(tt.host), err, tt.ok)
+		}
+	}
+}

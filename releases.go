@@ -95,7 +95,9 @@ type DomainCheck struct {
 // PrunedDeployment names a deployment that retention removed (or would
 // remove, in a dry run).
 type PrunedDeployment struct {
-	ID        string
+	ID string
+	// SiteLabel names its immutable host, which stops serving.
+	SiteLabel string
 	ProjectID string
 	Status    Status
 	CreatedAt time.Time

@@ -46,9 +46,10 @@ type Store interface {
 	AppendLogs(ctx context.Context, id string, entries []LogEntry) error
 	Logs(ctx context.Context, id string, limit int) ([]LogEntry, error)
 
-	// SiteByDeployment and SiteByProject return the manifest digest that a
-	// host name serves; ErrNotFound when nothing is published there.
-	SiteByDeployment(ctx context.Context, deploymentID string) (manifest string, err error)
+	// SiteByLabel, SiteByProject and SiteByDomain return the deployment
+	// and manifest digest that a host name serves; ErrNotFound when nothing
+	// is published there. SiteByLabel takes a deployment's site label.
+	SiteByLabel(ctx context.Context, siteLabel string) (deploymentID, manifest string, err error)
 	SiteByProject(ctx context.Context, projectHost string) (deploymentID, manifest string, err error)
 	SiteByDomain(ctx context.Context, domain string) (deploymentID, manifest string, err error)
 

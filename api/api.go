@@ -65,11 +65,12 @@ type Config struct {
 	// a custom domain (dnsverify). Without it, verification answers 503.
 	VerifyDomain func(ctx context.Context, domain, token string) libra.DomainCheck
 
-	// SiteURL returns the URL of a site host name label: a deployment id or
-	// a project's lower-cased id. When nil, responses leave alias URLs out.
+	// SiteURL returns the URL of a site host name label: a deployment's
+	// site label or a project's alias label (libra.ProjectHost). When nil,
+	// responses leave alias URLs out.
 	SiteURL func(label string) string
-	// Invalidate, when set, is told the label (a deployment id, or a
-	// project's lower-cased id) whose site a request changed, so the site
+	// Invalidate, when set, is told the label (a deployment's site label,
+	// or a project's lower-cased id) whose site a request changed, so the site
 	// host drops what it cached for it and for every custom domain.
 	Invalidate func(label string)
 
@@ -156,6 +157,12 @@ func New(cfg Config) http.Handler {
 	}
 	sites := cfg.Sites
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := libra.CheckHost(r.Host); err != nil {
+			// Before the site host sees it: it caches every Host it is
+			// asked about (issue 8).
+			writeError(w, newError(http.StatusBadRequest, libra.CodeValidation, "Host header: "+err.Error(), nil))
+			return
+		}
 		if sites.IsSiteHost(r.Host) {
 			sites.ServeHTTP(w, r)
 			return

@@ -392,8 +392,10 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 		input[i] = ops[i].op
 	}
 	now := libra.Now()
+	projectHost, _ := libra.ProjectHost(req.ProjectID)
 	d := &libra.Deployment{
 		ID:           libra.NewDeploymentID(),
+		SiteLabel:    libra.NewSiteLabel(projectHost),
 		ProjectID:    req.ProjectID,
 		OrgID:        req.OrgID,
 		UserID:       req.UserID,

@@ -45,8 +45,8 @@ func (s *server) invalidate(label string) {
 // aliasURL is the project's production URL, "" when its id cannot be a host
 // name label (such a project is reachable through its custom domains only).
 func (s *server) aliasURL(projectID string) string {
-	label := strings.ToLower(projectID)
-	if s.cfg.SiteURL == nil || !libra.IsHostLabel(label) {
+	label, ok := libra.ProjectHost(projectID)
+	if s.cfg.SiteURL == nil || !ok {
 		return ""
 	}
 	return s.cfg.SiteURL(label)
@@ -280,7 +280,7 @@ func (s *server) deleteDeployment(ctx context.Context, in *deploymentPath) (*del
 	if err := s.cfg.Store.DeleteDeployment(ctx, d.ID); err != nil {
 		return nil, clientError(ctx, "delete deployment", fmt.Errorf("delete %s: %w", d.ID, err))
 	}
-	s.invalidate(d.ID)
+	s.invalidate(d.SiteLabel)
 	loggerFrom(ctx).Info("deployment deleted", "deployment_id", d.ID, "project_id", d.ProjectID)
 	return &deletedOutput{Body: Deleted{Success: true, Message: "deployment " + d.ID + " deleted", Timestamp: libra.Now()}}, nil
 }

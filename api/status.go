@@ -103,7 +103,7 @@ func (s *server) deployStatus(ctx context.Context, in *statusInput) (*statusOutp
 
 // ProjectRequest is the body of POST /projects.
 type ProjectRequest struct {
-	ID   string `json:"id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The project id. Lowercase letters, digits and '-' (at most 63) also make it the project's host name label."`
+	ID   string `json:"id" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The project id. Lowercase letters, digits and '-' (at most 63) also make it the project's host name label. It may not contain \"--\" (deployment host names use it) nor look like a deployment id."`
 	Name string `json:"name,omitempty" maxLength:"200" doc:"Display name; the id when absent."`
 }
 
@@ -126,7 +126,7 @@ type projectOutput struct {
 
 func (s *server) createProject(ctx context.Context, in *projectInput) (*projectOutput, error) {
 	tok := tokenOf(ctx)
-	if err := libra.CheckID(in.Body.ID); err != nil {
+	if err := libra.CheckProjectID(in.Body.ID); err != nil {
 		return nil, newError(http.StatusBadRequest, libra.CodeValidation, "id: "+err.Error(),
 			[]FieldError{{Field: "id", Message: err.Error()}})
 	}

@@ -63,7 +63,7 @@ type Collector struct {
 	Grace time.Duration
 	// Removed, when set, is told about each deployment retention deleted,
 	// so that the site host stops serving it at once.
-	Removed func(deploymentID, projectID string)
+	Removed func(p libra.PrunedDeployment)
 	Logger  *slog.Logger
 }
 
@@ -130,7 +130,7 @@ func (c *Collector) Collect(ctx context.Context, dryRun bool) (*Report, error) {
 	if !dryRun && c.Removed != nil {
 		// Also after a failure: what was deleted before it is gone.
 		for _, p := range pruned {
-			c.Removed(p.ID, p.ProjectID)
+			c.Removed(p)
 		}
 	}
 	if err != nil {

@@ -34,7 +34,7 @@ func benchHost(b *testing.B) (*Host, string) {
 		b.Fatal(err)
 	}
 	res := newMemResolver()
-	id := libra.NewDeploymentID()
+	id := libra.NewSiteLabel("")
 	res.deployments[id] = man
 	h := New(Config{Resolver: res, Artifacts: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return h, id + ".localhost:3008"

@@ -54,7 +54,7 @@ func (e *env) publishEncoded(files map[string]encodedFile) (id string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	id = libra.NewDeploymentID()
+	id = libra.NewSiteLabel("")
 	e.res.set(func(r *memResolver) { r.deployments[id] = man })
 	return id
 }

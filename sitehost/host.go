@@ -1,9 +1,11 @@
 // Package sitehost serves published deployments over HTTP, choosing the site
 // by the request's host name:
 //
-//   - {deploymentId}.{sites domain}: that deployment, forever the same;
+//   - {siteLabel}.{sites domain}: that deployment, forever the same. A
+//     site label contains "--" and is not the deployment's id, which is
+//     the key to its status and log (libra.NewSiteLabel);
 //   - {projectHost}.{sites domain}: the project's current deployment, where
-//     projectHost is the project id in lower case;
+//     projectHost is the project id in lower case, without "--";
 //   - any other name that a project has mapped as its custom domain.
 //
 // Files come from the artifact store through each deployment's manifest, and
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +36,7 @@ import (
 // method returns an error wrapping libra.ErrNotFound when nothing is
 // published there.
 type Resolver interface {
-	SiteByDeployment(ctx context.Context, deploymentID string) (manifest string, err error)
+	SiteByLabel(ctx context.Context, siteLabel string) (deploymentID, manifest string, err error)
 	SiteByProject(ctx context.Context, projectHost string) (deploymentID, manifest string, err error)
 	SiteByDomain(ctx context.Context, domain string) (deploymentID, manifest string, err error)
 }
@@ -48,6 +51,9 @@ type Config struct {
 	Artifacts   libra.ArtifactStore
 	// CacheBytes bounds the memory holding file contents; default 64 MiB.
 	CacheBytes int64
+	// SiteBytes bounds the memory holding loaded sites (parsed manifests
+	// and rules, estimated); default 64 MiB.
+	SiteBytes int64
 	// AliasTTL is how long a host name's lookup is trusted before it is
 	// asked again; default 1s. Invalidate makes this process see a change
 	// at once; other processes see it within AliasTTL.
@@ -60,13 +66,24 @@ type Config struct {
 
 const (
 	defaultCacheBytes = 64 << 20
+	defaultSiteBytes  = 64 << 20
 	defaultAliasTTL   = time.Second
 	// maxSites bounds the parsed manifests kept; each costs a few hundred
 	// bytes per file.
 	maxSites = 512
-	// maxAliases bounds cached host names, including names that serve
-	// nothing, which anyone can invent.
-	maxAliases = 1 << 14
+	// maxAliases and maxAliasBytes bound cached host names, including
+	// names that serve nothing, which anyone can invent: by count, and by
+	// the bytes of the names themselves (issue 8: 400 names of 1 MB each
+	// once held 1.2 GB).
+	maxAliases    = 1 << 14
+	maxAliasBytes = 4 << 20
+	// aliasOverhead is an entry's memory beside its names: the entry, its
+	// state and the map's node.
+	aliasOverhead = 256
+	// maxHostHeader is the longest Host header that can name a host:
+	// MaxDomainLen, a trailing dot, IPv6 brackets and ":65535". Longer
+	// ones are refused before they are parsed or cached.
+	maxHostHeader = libra.MaxDomainLen + len(".[]:65535")
 	// lookupTimeout bounds one resolver query plus manifest load, which
 	// may serve many waiting requests and so does not stop when the
 	// request that started it goes away.
@@ -112,6 +129,9 @@ func New(cfg Config) *Host {
 	if cfg.CacheBytes <= 0 {
 		cfg.CacheBytes = defaultCacheBytes
 	}
+	if cfg.SiteBytes <= 0 {
+		cfg.SiteBytes = defaultSiteBytes
+	}
 	if cfg.AliasTTL <= 0 {
 		cfg.AliasTTL = defaultAliasTTL
 	}
@@ -125,7 +145,7 @@ func New(cfg Config) *Host {
 		resolver:    cfg.Resolver,
 		artifacts:   cfg.Artifacts,
 		log:         cfg.Logger.With("component", "sitehost"),
-		sites:       newSiteCache(maxSites),
+		sites:       newSiteCache(maxSites, cfg.SiteBytes),
 	}
 	h.aliases = newAliasCache(cfg.AliasTTL, h.classify, h.resolve)
 	h.paths, _ = cfg.Artifacts.(pather)
@@ -143,11 +163,16 @@ type hostKind int
 
 const (
 	kindAPI        hostKind = iota // API_HOSTS, the sites domain itself, an IP, localhost
-	kindDeployment                 // {deploymentId}.{sites domain}
-	kindProject                    // {projectHost}.{sites domain}
+	kindDeployment                 // {siteLabel}.{sites domain}: has "--"
+	kindProject                    // {projectHost}.{sites domain}: no "--"
 	kindReserved                   // other names under the sites domain: serve nothing
 	kindDomain                     // anything else: maybe a custom domain
+	kindInvalid                    // no host name: longer than DNS allows
 )
+
+// invalidHost stands for every Host header too long to be a host name. It is
+// never cached, so such headers cost no memory once answered.
+var invalidHost = &aliasEntry{kind: kindInvalid}
 
 // classify parses a Host header. name is the normalized host name; label is
 // the part before the sites domain for names under it.
@@ -165,9 +190,14 @@ func (h *Host) classify(host string) (kind hostKind, name, label string) {
 		return kindAPI, name, ""
 	case strings.HasSuffix(name, h.suffix):
 		label = name[:len(name)-len(h.suffix)]
+		// "--" splits the two namespaces, and nothing crosses it: a name
+		// that serves no deployment never falls back to a project, whose
+		// id someone else chose (issue 8).
 		switch {
-		case libra.LooksLikeDeploymentID(label):
-			return kindDeployment, name, label
+		case strings.Contains(label, libra.SiteLabelSeparator):
+			if libra.IsSiteLabel(label) {
+				return kindDeployment, name, label
+			}
 		case projectLabel(label):
 			return kindProject, name, label
 		}
@@ -231,7 +261,9 @@ func projectLabel(s string) bool {
 func (h *Host) IsSiteHost(host string) bool {
 	e := h.aliases.entry(host)
 	switch e.kind {
-	case kindAPI:
+	case kindAPI, kindInvalid:
+		// An invalid name goes to the API, which refuses it in the
+		// error format of the API.
 		return false
 	case kindDomain:
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
@@ -259,7 +291,11 @@ func (h *Host) Invalidate(projectHost string) {
 
 // lookup returns the site that a Host header value addresses, nil when none.
 func (h *Host) lookup(ctx context.Context, host string) (*site, error) {
-	return h.aliases.get(ctx, h.aliases.entry(host))
+	e := h.aliases.entry(host)
+	if e.kind == kindInvalid {
+		return nil, nil
+	}
+	return h.aliases.get(ctx, e)
 }
 
 func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
@@ -268,12 +304,7 @@ func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
 	var err error
 	switch kind {
 	case kindDeployment:
-		id = label
-		manifest, err = h.resolver.SiteByDeployment(ctx, label)
-		if errors.Is(err, libra.ErrNotFound) {
-			// A project id may have a deployment id's shape.
-			id, manifest, err = h.resolver.SiteByProject(ctx, label)
-		}
+		id, manifest, err = h.resolver.SiteByLabel(ctx, label)
 	case kindProject:
 		id, manifest, err = h.resolver.SiteByProject(ctx, label)
 	case kindDomain:
@@ -300,7 +331,9 @@ func (h *Host) resolve(ctx context.Context, e *aliasEntry) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.sites.put(key, s)
+	if evicted := h.sites.put(key, s); len(evicted) > 0 {
+		h.aliases.forget(evicted)
+	}
 	return s, nil
 }
 
@@ -319,6 +352,7 @@ type aliasCache struct {
 
 	m     sync.Map // raw host -> *aliasEntry
 	size  atomic.Int64
+	bytes atomic.Int64 // the entries' costs
 	trims sync.Mutex
 }
 
@@ -326,6 +360,7 @@ type aliasEntry struct {
 	kind  hostKind
 	name  string // normalized host name
 	label string // the part before the sites domain
+	cost  int64  // bytes it holds, counted in aliasCache.bytes
 	state atomic.Pointer[aliasState]
 
 	mu   sync.Mutex // guards call and gen
@@ -351,17 +386,25 @@ func newAliasCache(ttl time.Duration, classify func(string) (hostKind, string, s
 func (c *aliasCache) now() time.Duration { return time.Since(c.epoch) }
 
 // entry returns the entry for a raw Host value, classifying it on first
-// sight.
+// sight; invalidHost, uncached, for one longer than a host name can be.
 func (c *aliasCache) entry(host string) *aliasEntry {
+	if len(host) > maxHostHeader {
+		return invalidHost
+	}
 	if v, ok := c.m.Load(host); ok {
 		return v.(*aliasEntry)
 	}
 	kind, name, label := c.classify(host)
-	e := &aliasEntry{kind: kind, name: strings.Clone(name), label: strings.Clone(label)}
+	if len(name) > libra.MaxDomainLen {
+		return invalidHost
+	}
+	e := &aliasEntry{kind: kind, name: strings.Clone(name), label: strings.Clone(label),
+		cost: int64(len(host)+len(name)+len(label)) + aliasOverhead}
 	if v, loaded := c.m.LoadOrStore(strings.Clone(host), e); loaded {
 		return v.(*aliasEntry)
 	}
-	if c.size.Add(1) > maxAliases {
+	n, b := c.size.Add(1), c.bytes.Add(e.cost)
+	if n > maxAliases || b > maxAliasBytes {
 		c.trim()
 	}
 	return e
@@ -376,8 +419,9 @@ func (c *aliasCache) trim() {
 	defer c.trims.Unlock()
 	n := maxAliases / 8
 	c.m.Range(func(k, _ any) bool {
-		if _, ok := c.m.LoadAndDelete(k); ok {
+		if v, ok := c.m.LoadAndDelete(k); ok {
 			c.size.Add(-1)
+			c.bytes.Add(-v.(*aliasEntry).cost)
 		}
 		n--
 		return n > 0
@@ -414,7 +458,13 @@ func (c *aliasCache) get(ctx context.Context, e *aliasEntry) (*site, error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 	s, err := c.resolve(fctx, e)
 	cancel()
+	return c.settle(e, cl, gen, st, s, err)
+}
 
+// settle records a refresh's answer s, err, unless Invalidate ran since it
+// started (gen), falling back to the stale state st when it failed, and
+// hands it to the requests waiting on cl.
+func (c *aliasCache) settle(e *aliasEntry, cl *aliasCall, gen uint64, st *aliasState, s *site, err error) (*site, error) {
 	e.mu.Lock()
 	switch {
 	case e.gen != gen:
@@ -435,6 +485,20 @@ func (c *aliasCache) get(ctx context.Context, e *aliasEntry) (*site, error) {
 	return s, err
 }
 
+// forget drops every entry's hold on the sites the site cache evicted, so
+// that they are freed; those names load their site again when next asked.
+// It walks the whole cache, which only a site load beyond the site budget
+// does.
+func (c *aliasCache) forget(evicted []*site) {
+	c.m.Range(func(_, v any) bool {
+		e := v.(*aliasEntry)
+		if st := e.state.Load(); st != nil && st.site != nil && slices.Contains(evicted, st.site) {
+			e.state.CompareAndSwap(st, nil)
+		}
+		return true
+	})
+}
+
 func (c *aliasCache) invalidate(match func(e *aliasEntry) bool) {
 	c.m.Range(func(_, v any) bool {
 		e := v.(*aliasEntry)
@@ -450,16 +514,21 @@ func (c *aliasCache) invalidate(match func(e *aliasEntry) bool) {
 }
 
 // siteCache keeps loaded sites by deployment and manifest, least recently
-// loaded out first. It is used on alias refreshes only, never per request.
+// loaded out first, within a count and a byte budget. It is used on alias
+// refreshes only, never per request. Alias entries point at sites too; an
+// eviction makes them let go (aliasCache.forget), so an evicted site is
+// freed once no request is using it.
 type siteCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[string]*site
-	order []string
+	mu       sync.Mutex
+	max      int
+	maxBytes int64
+	used     int64
+	m        map[string]*site
+	order    []string
 }
 
-func newSiteCache(max int) *siteCache {
-	return &siteCache{max: max, m: map[string]*site{}}
+func newSiteCache(max int, maxBytes int64) *siteCache {
+	return &siteCache{max: max, maxBytes: maxBytes, m: map[string]*site{}}
 }
 
 func (c *siteCache) get(key string) *site {
@@ -468,16 +537,30 @@ func (c *siteCache) get(key string) *site {
 	return c.m[key]
 }
 
-func (c *siteCache) put(key string, s *site) {
+// put keeps s, evicting the oldest sites to make room, and returns those;
+// a site larger than the whole budget is still kept, alone.
+func (c *siteCache) put(key string, s *site) (evicted []*site) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; ok {
-		return
+		return nil
 	}
-	for len(c.order) >= c.max {
+	for len(c.order) > 0 && (len(c.order) >= c.max || c.used+s.cost > c.maxBytes) {
+		old := c.m[c.order[0]]
+		evicted = append(evicted, old)
+		c.used -= old.cost
 		delete(c.m, c.order[0])
 		c.order = c.order[1:]
 	}
 	c.m[key] = s
 	c.order = append(c.order, key)
+	c.used += s.cost
+	return evicted
+}
+
+// stats reports the cache's size, for tests.
+func (c *siteCache) stats() (sites int, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.used
 }

@@ -456,13 +456,21 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// headersFor combines every rule matching p. A header set by several rules
-// gets their values joined with ", "; detaching wins over setting.
-func headersFor(rules []*headerRule, p string) *headerSet {
-	np := trimSlash(p)
+// headersFor combines every rule matching the request path p or the path of
+// the file that answers it, filePath ("/secret.html" for "/secret"; "" when
+// no file does). Matching only p let pretty URLs and fallbacks serve a file
+// without the headers its own path was given (issue 8). A rule matching both
+// applies once, with the request path's placeholders. A header set by
+// several rules gets their values joined with ", "; detaching wins over
+// setting.
+func headersFor(rules []*headerRule, p, filePath string) *headerSet {
+	np, nf := trimSlash(p), trimSlash(filePath)
 	hs := &headerSet{}
 	for _, r := range rules {
 		ok, vals := r.pat.match(np)
+		if !ok && nf != "" && nf != np {
+			ok, vals = r.pat.match(nf)
+		}
 		if !ok {
 			continue
 		}

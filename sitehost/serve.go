@@ -99,7 +99,7 @@ func (h *Host) notFound(w http.ResponseWriter, r *http.Request, s *site, p, key 
 		}
 	}
 	if s.headers != nil {
-		if hs := s.headersFor(p); hs != nil {
+		if hs := s.headersFor(p, nil); hs != nil {
 			hs.apply(w.Header())
 		}
 	}
@@ -143,7 +143,9 @@ func (h *Host) serveFile(w http.ResponseWriter, r *http.Request, s *site, p stri
 		hdr[headerETag] = etag
 	}
 	if s.headers != nil {
-		if hs := s.headersFor(p); hs != nil {
+		// The file's own path counts too: "/secret" serves secret.html,
+		// and so do a rewrite, the SPA fallback and a 404.html page.
+		if hs := s.headersFor(p, f); hs != nil {
 			hs.apply(hdr)
 		}
 	}

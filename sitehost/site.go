@@ -97,16 +97,24 @@ type site struct {
 	redirects *redirects
 	headers   []*headerRule
 
-	hdrMu   sync.RWMutex
-	hdrMemo map[string]*headerSet
+	hdrMu        sync.RWMutex
+	hdrMemo      map[hdrKey]*headerSet
+	hdrMemoBytes int // the memo's path bytes
+
+	// cost estimates the memory the site holds, for siteCache's budget.
+	cost int64
 }
 
 // minGzipSize is where gzip starts to save more than its own framing.
 const minGzipSize = 256
 
-// maxHeaderMemo bounds the per-site memo of _headers results; paths beyond
-// it are matched on every request.
-const maxHeaderMemo = 4096
+// maxHeaderMemo and maxHeaderMemoBytes bound the per-site memo of _headers
+// results, by count and by the bytes of the paths, which any client makes
+// up; paths beyond them are matched on every request.
+const (
+	maxHeaderMemo      = 4096
+	maxHeaderMemoBytes = 256 << 10
+)
 
 // statter is implemented by stores that know when a blob was last stored
 // (artifact/fs does); it gives Last-Modified a value that agrees across
@@ -234,9 +242,43 @@ func (h *Host) loadSite(ctx context.Context, deploymentID, manifestDigest string
 		s.notFound = notFound404Page
 	}
 	if s.headers != nil {
-		s.hdrMemo = map[string]*headerSet{}
+		s.hdrMemo = map[hdrKey]*headerSet{}
 	}
+	s.cost = s.estimateCost(files)
 	return s, nil
+}
+
+// Rough per-item costs for estimateCost, measured on amd64 with some room:
+// a file with its header slices, a routes map slot, a _headers or
+// _redirects rule, and a memo slot.
+const (
+	fileCost     = 384
+	routeCost    = 64
+	ruleCost     = 256
+	memoSlotCost = 96
+)
+
+// estimateCost is what a loaded site holds in memory, give or take: its
+// files, its routes, its rules and the most its _headers memo may grow to.
+func (s *site) estimateCost(files []*file) int64 {
+	n := int64(len(files)) * fileCost
+	for _, f := range files {
+		n += int64(len(f.path))
+	}
+	for p := range s.routes {
+		n += routeCost + int64(len(p))
+	}
+	if s.redirects != nil {
+		rules := len(s.redirects.dynamic)
+		for _, rs := range s.redirects.static {
+			rules += len(rs)
+		}
+		n += int64(rules) * ruleCost
+	}
+	if s.headers != nil {
+		n += int64(len(s.headers))*ruleCost + maxHeaderMemoBytes + maxHeaderMemo*memoSlotCost
+	}
+	return n
 }
 
 // variant describes one of f's compressed variants as a file of its own.
@@ -390,18 +432,34 @@ func stripJSONC(in []byte) []byte {
 	return out
 }
 
-// headersFor returns the _headers result for request path p, memoized.
-func (s *site) headersFor(p string) *headerSet {
+// hdrKey is a _headers memo key: the request path and the file that
+// answers it (nil for none). A struct, so a lookup allocates nothing.
+type hdrKey struct {
+	path string
+	file *file
+}
+
+// headersFor returns the _headers result for request path p answered by f
+// (nil when no file is), memoized.
+func (s *site) headersFor(p string, f *file) *headerSet {
+	key := hdrKey{p, f}
 	s.hdrMu.RLock()
-	hs, ok := s.hdrMemo[p]
+	hs, ok := s.hdrMemo[key]
 	s.hdrMu.RUnlock()
 	if ok {
 		return hs
 	}
-	hs = headersFor(s.headers, p)
+	filePath := ""
+	if f != nil {
+		filePath = "/" + f.path
+	}
+	hs = headersFor(s.headers, p, filePath)
 	s.hdrMu.Lock()
-	if len(s.hdrMemo) < maxHeaderMemo {
-		s.hdrMemo[strings.Clone(p)] = hs
+	if len(s.hdrMemo) < maxHeaderMemo && s.hdrMemoBytes+len(p) <= maxHeaderMemoBytes {
+		if _, ok := s.hdrMemo[key]; !ok {
+			s.hdrMemoBytes += len(p)
+		}
+		s.hdrMemo[hdrKey{strings.Clone(p), f}] = hs
 	}
 	s.hdrMu.Unlock()
 	return hs

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
@@ -23,7 +25,7 @@ import (
 // memResolver is a Resolver over maps, counting its queries.
 type memResolver struct {
 	mu          sync.Mutex
-	deployments map[string]string // deployment id -> manifest
+	deployments map[string]string // site label (also the id) -> manifest
 	projects    map[string]string // project host -> deployment id
 	domains     map[string]string // custom domain -> deployment id
 	fail        error
@@ -34,17 +36,19 @@ func newMemResolver() *memResolver {
 	return &memResolver{deployments: map[string]string{}, projects: map[string]string{}, domains: map[string]string{}}
 }
 
-func (m *memResolver) SiteByDeployment(ctx context.Context, id string) (string, error) {
+func (m *memResolver) SiteByLabel(ctx context.Context, label string) (string, string, error) {
 	m.queries.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
-		return "", m.fail
+		return "", "", m.fail
 	}
-	if man, ok := m.deployments[id]; ok {
-		return man, nil
+	// The tests' deployments are keyed by their site label, which also
+	// stands as their id.
+	if man, ok := m.deployments[label]; ok {
+		return label, man, nil
 	}
-	return "", fmt.Errorf("deployment %s: %w", id, libra.ErrNotFound)
+	return "", "", fmt.Errorf("site label %s: %w", label, libra.ErrNotFound)
 }
 
 func (m *memResolver) SiteByProject(ctx context.Context, host string) (string, string, error) {
@@ -643,6 +647,7 @@ func TestHostRouting(t *testing.T) {
 		{"nothing.sites.example.com", 404, "no site is published at this address\n"},
 		{"a.b.sites.example.com", 404, "no site is published at this address\n"},
 		{libra.NewDeploymentID() + ".sites.example.com", 404, "no site is published at this address\n"},
+		{libra.NewSiteLabel("shop") + ".sites.example.com", 404, "no site is published at this address\n"},
 		{"unknown.test", 404, "no site is published at this address\n"},
 	}
 	for _, tt := range tests {
@@ -945,5 +950,220 @@ func TestEvictedBlobsAreReleased(t *testing.T) {
 	}
 	if r := e.get(host, "/a.txt"); r.body != strings.Repeat("a", 900) {
 		t.Error("a.txt not served again after eviction")
+	}
+}
+
+// TestHostNamespaces checks that a name with "--" reaches deployments by
+// site label only, a name without reaches projects only, and that neither
+// falls back to the other (issue 8: a project named like a deleted
+// deployment's host took its URL over).
+func TestHostNamespaces(t *testing.T) {
+	e := newEnv(t, Config{AliasTTL: time.Hour})
+	victim := e.publish(map[string]string{"index.html": "victim"})
+	evil := e.publish(map[string]string{"index.html": "evil"})
+	e.res.set(func(r *memResolver) {
+		delete(r.deployments, victim) // the victim deleted its deployment
+		// Projects from before "--" was refused, one named exactly like
+		// the victim's label.
+		r.projects[victim] = evil
+		r.projects["old--project"] = evil
+		r.projects["xn--bcher-kva"] = evil
+		// A deployment keyed by something outside the "--" namespace.
+		r.deployments["plain"] = r.deployments[evil]
+		r.projects["shop"] = evil
+	})
+	tests := []struct {
+		name, host string
+		status     int
+		body       string
+	}{
+		{"deleted deployment's label", victim + ".localhost", 404, "no site is published at this address\n"},
+		{"live deployment's label", evil + ".localhost", 200, "evil"},
+		{"old project with --", "old--project.localhost", 404, "no site is published at this address\n"},
+		{"punycode label", "xn--bcher-kva.localhost", 404, "no site is published at this address\n"},
+		{"label without -- is never a deployment", "plain.localhost", 404, "no site is published at this address\n"},
+		{"project alias", "shop.localhost", 200, "evil"},
+		{"-- but not a host label", "a--b_c.localhost", 404, "no site is published at this address\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.get(tt.host, "/")
+			if r.status != tt.status || r.body != tt.body {
+				t.Errorf("GET %s: %d %q, want %d %q", tt.host, r.status, r.body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+// TestAliasCacheBounds: Host headers longer than a host name are never
+// cached, and the cache is bounded by bytes as well as entries (issue 8).
+func TestAliasCacheBounds(t *testing.T) {
+	e := newEnv(t, Config{AliasTTL: time.Hour})
+	label63 := strings.Repeat("a", 63)
+	tests := []struct {
+		name      string
+		host      func(i int) string
+		n         int
+		wantSite  bool // what IsSiteHost answers
+		maxCached int64
+	}{
+		{"over 253 bytes under the sites domain", func(i int) string {
+			return fmt.Sprintf("%d%s.localhost", i, strings.Repeat("x", 300))
+		}, 1000, false, 0},
+		{"over 253 bytes, not under it", func(i int) string {
+			return fmt.Sprintf("%d%s.example", i, strings.Repeat(label63+".", 4))
+		}, 1000, false, 0},
+		{"a megabyte", func(i int) string { return fmt.Sprint(i) + strings.Repeat("y", 1<<20) }, 20, false, 0},
+		{"valid 250-byte names", func(i int) string {
+			return fmt.Sprintf("%06d%s.localhost", i, strings.Repeat("."+label63[:60], 3)+"."+label63[:47])
+		}, 3 * maxAliases, true, maxAliases},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range tt.n {
+				h := tt.host(i)
+				if got := e.host.IsSiteHost(h); got != tt.wantSite {
+					t.Fatalf("IsSiteHost(%d bytes) = %v, want %v", len(h), got, tt.wantSite)
+				}
+				if s, err := e.host.lookup(context.Background(), h); s != nil || err != nil {
+					t.Fatalf("lookup(%d bytes) = %v, %v", len(h), s, err)
+				}
+			}
+			n, b := e.host.aliases.size.Load(), e.host.aliases.bytes.Load()
+			t.Logf("%d hosts asked: %d cached, %d bytes", tt.n, n, b)
+			if n > tt.maxCached || b > maxAliasBytes {
+				t.Errorf("%d entries, %d bytes cached; want at most %d entries and %d bytes", n, b, tt.maxCached, maxAliasBytes)
+			}
+		})
+	}
+}
+
+// TestHeaderMemoBounded: the _headers memo keeps no more than its byte
+// budget of request paths, which clients make up.
+func TestHeaderMemoBounded(t *testing.T) {
+	e := newEnv(t, Config{})
+	id := e.publish(map[string]string{"index.html": "x", "_headers": "/*\n  X-Frame-Options: DENY\n"})
+	for i := range 200 {
+		p := fmt.Sprintf("/%d/%s", i, strings.Repeat("p", 8<<10))
+		if r := e.get(id+".localhost", p); r.header.Get("X-Frame-Options") != "DENY" {
+			t.Fatalf("GET %d: X-Frame-Options %q", i, r.header.Get("X-Frame-Options"))
+		}
+	}
+	s, err := e.host.lookup(context.Background(), id+".localhost")
+	if err != nil || s == nil {
+		t.Fatal(s, err)
+	}
+	s.hdrMu.RLock()
+	n, b := len(s.hdrMemo), s.hdrMemoBytes
+	s.hdrMu.RUnlock()
+	t.Logf("memo: %d paths, %d bytes", n, b)
+	if b > maxHeaderMemoBytes || n == 0 {
+		t.Errorf("memo holds %d paths, %d bytes; want some, within %d bytes", n, b, maxHeaderMemoBytes)
+	}
+}
+
+// TestHeadersMatchFilePath: _headers rules apply by the request path and by
+// the path of the file that answers it, so a pretty URL, a fallback or an
+// error page carries the headers its file was given (issue 8: /secret
+// served secret.html without its X-Frame-Options and CSP).
+func TestHeadersMatchFilePath(t *testing.T) {
+	e := newEnv(t, Config{})
+	pages := e.publish(map[string]string{
+		"index.html":      "home",
+		"secret.html":     "secret",
+		"docs/index.html": "docs",
+		"404.html":        "not here",
+		"_headers": `/secret.html
+  X-Frame-Options: DENY
+  Content-Security-Policy: default-src 'none'
+/docs/index.html
+  X-Docs: file
+/404.html
+  X-Error-Page: yes
+/gone
+  X-Request-Rule: yes
+`,
+	})
+	spa := e.publish(map[string]string{
+		"index.html": "shell",
+		"app.js":     "run()",
+		"_headers":   "/index.html\n  X-App-Shell: yes\n",
+	})
+	tests := []struct {
+		site, path string
+		status     int
+		body       string
+		want       map[string]string // "" means absent
+	}{
+		{pages, "/secret.html", 200, "secret", map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'"}},
+		{pages, "/secret", 200, "secret", map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'"}},
+		{pages, "/secret/", 200, "secret", map[string]string{"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'"}},
+		{pages, "/docs", 200, "docs", map[string]string{"X-Docs": "file"}},
+		{pages, "/docs/", 200, "docs", map[string]string{"X-Docs": "file"}},
+		{pages, "/", 200, "home", map[string]string{"X-Frame-Options": "", "X-Docs": "", "X-Error-Page": ""}},
+		{pages, "/nope", 404, "not here", map[string]string{"X-Error-Page": "yes", "X-Frame-Options": ""}},
+		{pages, "/gone", 404, "not here", map[string]string{"X-Error-Page": "yes", "X-Request-Rule": "yes"}},
+		{spa, "/dashboard/settings", 200, "shell", map[string]string{"X-App-Shell": "yes"}},
+		{spa, "/", 200, "shell", map[string]string{"X-App-Shell": "yes"}},
+		{spa, "/app.js", 200, "run()", map[string]string{"X-App-Shell": ""}},
+		{spa, "/missing.js", 404, "404 page not found\n", map[string]string{"X-App-Shell": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body+tt.path, func(t *testing.T) {
+			r := e.get(tt.site+".localhost", tt.path)
+			if r.status != tt.status || r.body != tt.body {
+				t.Fatalf("got %d %q, want %d %q", r.status, r.body, tt.status, tt.body)
+			}
+			for k, v := range tt.want {
+				if got := strings.Join(r.header.Values(k), ", "); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// TestSiteCacheBudget: loaded sites are held within SiteBytes, and an alias
+// does not keep an evicted site alive; an evicted site loads again when
+// asked for.
+func TestSiteCacheBudget(t *testing.T) {
+	const budget = 400 << 10
+	e := newEnv(t, Config{SiteBytes: budget, AliasTTL: time.Hour})
+	var labels []string
+	for i := range 20 {
+		files := map[string]string{"index.html": fmt.Sprint("site ", i)}
+		for j := range 200 {
+			files[fmt.Sprintf("pages/p%03d.html", j)] = "x"
+		}
+		labels = append(labels, e.publish(files))
+	}
+	var sites []weak.Pointer[site]
+	var cost int64
+	for round := range 2 {
+		for i, l := range labels {
+			if r := e.get(l+".localhost", "/"); r.status != 200 || r.body != fmt.Sprint("site ", i) {
+				t.Fatalf("round %d, site %d: %d %q", round, i, r.status, r.body)
+			}
+			if round == 0 {
+				s, err := e.host.lookup(context.Background(), l+".localhost")
+				if err != nil || s == nil {
+					t.Fatal(s, err)
+				}
+				sites, cost = append(sites, weak.Make(s)), s.cost
+			}
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	alive := 0
+	for _, w := range sites {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	n, used := e.host.sites.stats()
+	t.Logf("20 sites of ~%d bytes each, budget %d: %d cached (%d bytes), %d of the first round's alive after GC", cost, budget, n, used, alive)
+	if used > budget || int64(alive)*cost > budget {
+		t.Errorf("%d sites cached in %d bytes, %d alive; want at most %d bytes", n, used, alive, budget)
 	}
 }

@@ -143,15 +143,15 @@ func (b *batcher) write(batch []*createRequest) ([]error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	insert, err := tx.PrepareContext(ctx, `INSERT INTO deployments (id, project_id, org_id, user_id, custom_domain,
-		status, steps, input, job_id, created_at, quota_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO deployments (id, site_label, project_id, org_id, user_id, custom_domain,
+		status, steps, input, job_id, created_at, quota_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	defer insert.Close()
 	for i, r := range accepted {
 		d := r.d
-		if _, err := insert.ExecContext(ctx, d.ID, d.ProjectID, d.OrgID, d.UserID, d.CustomDomain, d.Status,
+		if _, err := insert.ExecContext(ctx, d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID, d.CustomDomain, d.Status,
 			r.steps, r.input, jobIDs[i], micros(d.CreatedAt), d.QuotaMonth); err != nil {
 			return nil, fmt.Errorf("insert deployment: %w", err)
 		}

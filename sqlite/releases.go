@@ -220,8 +220,8 @@ func deleteDeployments(ctx context.Context, tx *sql.Tx, ds []deletion) error {
 
 // prunable selects deployments that retention may remove: final, not
 // production, and not among their project's newest keep.
-const prunable = `SELECT d.id, d.project_id, d.status, d.created_at, d.job_id FROM (
-	SELECT id, project_id, status, created_at, job_id, seq,
+const prunable = `SELECT d.id, d.site_label, d.project_id, d.status, d.created_at, d.job_id FROM (
+	SELECT id, site_label, project_id, status, created_at, job_id, seq,
 	       row_number() OVER (PARTITION BY project_id ORDER BY seq DESC) AS rank
 	FROM deployments) d
 	JOIN projects p ON p.id = d.project_id
@@ -295,7 +295,7 @@ func selectPrunable(ctx context.Context, q querier, keep, limit int) ([]libra.Pr
 		var p libra.PrunedDeployment
 		var created int64
 		var job sql.NullInt64
-		if err := rows.Scan(&p.ID, &p.ProjectID, &p.Status, &created, &job); err != nil {
+		if err := rows.Scan(&p.ID, &p.SiteLabel, &p.ProjectID, &p.Status, &created, &job); err != nil {
 			return nil, nil, fmt.Errorf("scan prunable deployment: %w", err)
 		}
 		p.CreatedAt = fromMicros(created)

@@ -45,7 +45,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error
 // host name, is taken.
 func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {
 	var host sql.NullString
-	if h := strings.ToLower(p.ID); libra.IsHostLabel(h) {
+	if h, ok := libra.ProjectHost(p.ID); ok {
 		host = sql.NullString{String: h, Valid: true}
 	}
 	_, err := db.Writer.ExecContext(ctx,
@@ -145,6 +145,10 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 	if db.Enqueue == nil {
 		return errors.New("sqlite: Enqueue is not set")
 	}
+	if d.SiteLabel == "" {
+		host, _ := libra.ProjectHost(d.ProjectID)
+		d.SiteLabel = libra.NewSiteLabel(host)
+	}
 	steps, err := json.Marshal(d.Steps)
 	if err != nil {
 		return fmt.Errorf("encode steps: %w", err)
@@ -156,7 +160,7 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 	return db.committer().submit(ctx, &createRequest{d: d, steps: string(steps), input: string(input)})
 }
 
-const deploymentColumns = `id, project_id, org_id, user_id, custom_domain, status, current_step, progress, steps,
+const deploymentColumns = `id, site_label, project_id, org_id, user_id, custom_domain, status, current_step, progress, steps,
 	error, url, input, manifest, attempt, created_at, started_at, finished_at, quota_month, quota_refunded`
 
 func scanDeployment(row interface{ Scan(...any) error }) (*libra.Deployment, error) {
@@ -164,7 +168,7 @@ func scanDeployment(row interface{ Scan(...any) error }) (*libra.Deployment, err
 	var steps, input string
 	var created int64
 	var started, finished sql.NullInt64
-	err := row.Scan(&d.ID, &d.ProjectID, &d.OrgID, &d.UserID, &d.CustomDomain, &d.Status, &d.CurrentStep, &d.Progress,
+	err := row.Scan(&d.ID, &d.SiteLabel, &d.ProjectID, &d.OrgID, &d.UserID, &d.CustomDomain, &d.Status, &d.CurrentStep, &d.Progress,
 		&steps, &d.Error, &d.URL, &input, &d.Manifest, &d.Attempt, &created, &started, &finished, &d.QuotaMonth, &d.QuotaRefunded)
 	if err != nil {
 		return nil, err
@@ -362,18 +366,10 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 	return entries, rows.Err()
 }
 
-// SiteByDeployment returns the manifest a deployment's own host serves.
-func (db *DB) SiteByDeployment(ctx context.Context, deploymentID string) (string, error) {
-	var manifest string
-	err := db.readRow(ctx,
-		`SELECT manifest FROM deployments WHERE id = ? AND manifest != ''`, deploymentID).Scan(&manifest)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("deployment %q: %w", deploymentID, libra.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("select site: %w", err)
-	}
-	return manifest, nil
+// SiteByLabel returns what a deployment's own host, {label}.{sites domain},
+// serves.
+func (db *DB) SiteByLabel(ctx context.Context, label string) (string, string, error) {
+	return db.site(ctx, `SELECT id, manifest FROM deployments WHERE site_label = ? AND manifest != ''`, label)
 }
 
 // SiteByProject returns what a project's production alias serves.

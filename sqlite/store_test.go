@@ -76,8 +76,11 @@ func TestPublishNewestWins(t *testing.T) {
 		}
 	}
 	// The older deployment still has its own immutable site.
-	if m, err := db.SiteByDeployment(ctx, older.ID); err != nil || m != "sha256:older" {
-		t.Fatalf("older deployment's site: %q %v", m, err)
+	if id, m, err := db.SiteByLabel(ctx, older.SiteLabel); err != nil || id != older.ID || m != "sha256:older" {
+		t.Fatalf("older deployment's site: %s %q %v", id, m, err)
+	}
+	if _, _, err := db.SiteByLabel(ctx, older.ID); !errors.Is(err, libra.ErrNotFound) {
+		t.Fatalf("a deployment id is not a site label, got %v", err)
 	}
 }
 

@@ -77,7 +77,7 @@ func (ru *run) deploy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
-	url := ru.r.SiteURL(ru.d.ID)
+	url := ru.r.SiteURL(ru.d.SiteLabel)
 	if err := ru.r.Store.Publish(ctx, ru.d.ID, digest, url); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}

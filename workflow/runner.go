@@ -41,8 +41,9 @@ type Runner struct {
 	// APIHosts are the API's own host names: reserved, like the sites
 	// domain, so never attached as a custom domain.
 	APIHosts []string
-	// SiteURL returns a deployment's immutable URL.
-	SiteURL func(deploymentID string) string
+	// SiteURL returns the URL of a host label: a deployment's site label
+	// for its immutable URL.
+	SiteURL func(label string) string
 	// Published is told when a project's alias may have moved, so the site
 	// host can drop what it cached. May be nil.
 	Published func(projectID string)

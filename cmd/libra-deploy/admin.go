@@ -92,7 +92,7 @@ func runProject(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := libra.CheckID(*org); err != nil {
 		return fmt.Errorf("--org %v", err)
 	}
-	if err := libra.CheckID(*id); err != nil {
+	if err := libra.CheckProjectID(*id); err != nil {
 		return fmt.Errorf("--id %v", err)
 	}
 	if *name == "" {

@@ -42,7 +42,7 @@ func BenchmarkService(b *testing.B) {
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		site := s.do("GET", "/", nil, "Host", id+".localhost:"+s.port)
+		site := s.do("GET", "/", nil, "Host", s.siteHost(id))
 		if site.status != 200 || !strings.Contains(string(site.body), fmt.Sprintf("run %d", i)) {
 			b.Fatalf("site: %d %s", site.status, site.body)
 		}

@@ -131,7 +131,7 @@ func (s *server) forTest(t *testing.T) *server {
 func checkCacheHoldsNoHostFile(t *testing.T, s *server, shadow []byte) {
 	t.Helper()
 	n := 0
-	filepath.WalkDir(filepath.Join(s.dataDir, "cache"), func(p string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(s.sandboxRoot, "cache"), func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
@@ -147,6 +147,9 @@ func checkCacheHoldsNoHostFile(t *testing.T, s *server, shadow []byte) {
 		}
 		return nil
 	})
+	if n < 2 {
+		t.Errorf("the build cache at %s is empty or missing: nothing was checked", filepath.Join(s.sandboxRoot, "cache"))
+	}
 	t.Logf("build cache: %d entries checked", n)
 }
 
@@ -217,7 +220,7 @@ func TestBuildLogIsCapped(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			if fi, err := os.Stat(filepath.Join(s.dataDir, "work", id+".log")); err == nil {
+			if fi, err := os.Stat(filepath.Join(s.sandboxRoot, "work", id+".log")); err == nil {
 				maxLog = max(maxLog, fi.Size())
 			}
 		}
@@ -243,6 +246,9 @@ func TestBuildLogIsCapped(t *testing.T) {
 	t.Logf("server peak RSS: %d MB", peak)
 	if peak > 400 {
 		t.Errorf("server peak RSS %d MB while a build printed 300 MB", peak)
+	}
+	if maxLog == 0 {
+		t.Errorf("the work-dir log was never seen at %s: the check above measured nothing", filepath.Join(s.sandboxRoot, "work"))
 	}
 	if maxLog > limitMB<<20+slack {
 		t.Errorf("the work-dir log reached %d bytes while the build ran, past the %d MiB cap", maxLog, limitMB)

@@ -72,7 +72,7 @@ func TestCompressionEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Host = id + ".localhost:" + s.port
+		req.Host = s.siteHost(id)
 		if acceptEncoding != "" {
 			req.Header.Set("Accept-Encoding", acceptEncoding)
 		}

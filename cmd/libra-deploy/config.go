@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,9 @@ type config struct {
 	// FastPath serves plain GETs of sites on a loop of its own rather than
 	// through net/http (internal/http1).
 	FastPath bool
+	// MaxHeaderBytes bounds a request's head on every listener (net/http
+	// and the fast loop); a larger one is answered 431.
+	MaxHeaderBytes int
 
 	// APIHosts are the names the API is reached by: never a custom
 	// domain, always the API (API_HOSTS, comma-separated).
@@ -131,6 +135,7 @@ func loadConfig() *config {
 		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
 		FastPath:        !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("SITE_FAST_PATH", "on"))),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
+		MaxHeaderBytes:  envInt("MAX_HEADER_BYTES", defaultMaxHeaderBytes),
 
 		DNSResolver: env("DNS_RESOLVER", ""),
 
@@ -206,6 +211,9 @@ func (c *config) validate() error {
 	if c.SandboxProxyConns < 1 {
 		return fmt.Errorf("SANDBOX_PROXY_MAX_CONNS must be at least 1")
 	}
+	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > http.DefaultMaxHeaderBytes {
+		return fmt.Errorf("MAX_HEADER_BYTES must be between %d and %d", minMaxHeaderBytes, http.DefaultMaxHeaderBytes)
+	}
 	return nil
 }
 
@@ -221,6 +229,13 @@ func (c *config) proxyPorts() ([]int, error) {
 	}
 	return ports, nil
 }
+
+// net/http's default of 1 MiB let anyone make the server hold a megabyte
+// per request for nothing (issue 8); 32 KiB still fits large cookies.
+const (
+	defaultMaxHeaderBytes = 32 << 10
+	minMaxHeaderBytes     = 1 << 10
+)
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level

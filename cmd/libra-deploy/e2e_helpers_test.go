@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,11 @@ type server struct {
 	port    string
 	logs    *lockedBuffer
 	exited  chan error
+	// siteHosts remembers each finished deployment's site host (id ->
+	// host), so a test can still ask its URL after deleting it.
+	// sandboxRoot holds what build uids reach: work/, cache/, state/.
+	sandboxRoot string
+	siteHosts   *sync.Map // deployment id → site host, shared by forTest copies
 }
 
 type lockedBuffer struct {
@@ -82,7 +88,7 @@ func startServer(t testing.TB, env ...string) *server {
 	t.Helper()
 	// The data directory stays below the test's private (0700) temporary
 	// directory: builds must work whatever the data directory's parents are.
-	s := &server{t: t, dataDir: t.TempDir(), env: env}
+	s := &server{t: t, dataDir: t.TempDir(), env: env, siteHosts: new(sync.Map)}
 	// Each server gets its own build uids, cgroup and sandbox root, so that
 	// test packages running at once (the sandbox's own tests, other e2e
 	// servers) never share, and nothing is left in /var/lib.
@@ -93,6 +99,7 @@ func startServer(t testing.TB, env ...string) *server {
 	}
 	cgroup := fmt.Sprintf("libra-e2e-%d-%d", os.Getpid(), n)
 	s.cgroup = cgroup
+	s.sandboxRoot = root
 	s.base = []string{
 		fmt.Sprintf("SANDBOX_UID_BASE=%d", 400000+(os.Getpid()%500)*200+int(n%20)*10),
 		"SANDBOX_CGROUP=" + cgroup,
@@ -341,6 +348,9 @@ func (s *server) waitFinal(id string, timeout time.Duration) response {
 			s.t.Fatalf("deploy-status %s: %d %s", id, r.status, r.body)
 		}
 		if st := r.str("status"); st == "completed" || st == "failed" {
+			if u, err := url.Parse(r.str("url")); err == nil && u.Host != "" {
+				s.siteHosts.Store(id, u.Host)
+			}
 			return r
 		}
 		if time.Now().After(deadline) {
@@ -392,4 +402,21 @@ func (s *server) waitLog(re *regexp.Regexp, timeout time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// siteHost returns the host (with port) of a published deployment's
+// immutable URL, as its status reports it: a site label of its own, never
+// its id.
+func (s *server) siteHost(id string) string {
+	s.t.Helper()
+	if h, ok := s.siteHosts.Load(id); ok {
+		return h.(string)
+	}
+	r := s.do("GET", "/deploy-status?id="+id, nil)
+	u, err := url.Parse(r.str("url"))
+	if r.status != 200 || err != nil || u.Host == "" {
+		s.t.Fatalf("deployment %s has no site url: %d %s", id, r.status, r.body)
+	}
+	s.siteHosts.Store(id, u.Host)
+	return u.Host
 }

@@ -100,9 +100,11 @@ func TestDeployStaticSiteEndToEnd(t *testing.T) {
 	if st.json["progress"] != float64(100) {
 		t.Errorf("progress %v", st.json["progress"])
 	}
-	wantURL := fmt.Sprintf("http://%s.localhost:%s/", id, s.port)
-	if st.str("url") != wantURL {
-		t.Errorf("url %q, want %q", st.str("url"), wantURL)
+	// The immutable URL has a label of its own: the id is the key to the
+	// status and the log, and a preview link must not give it away.
+	wantURL := regexp.MustCompile(`^http://website--[a-z2-7]{13}\.localhost:` + s.port + `/$`)
+	if !wantURL.MatchString(st.str("url")) || strings.Contains(st.str("url"), id) {
+		t.Errorf("url %q, want %s without the deployment id", st.str("url"), wantURL)
 	}
 	if logs, _ := st.json["logs"].([]any); len(logs) < 6 {
 		t.Errorf("only %d log lines", len(logs))
@@ -111,7 +113,7 @@ func TestDeployStaticSiteEndToEnd(t *testing.T) {
 		t.Errorf("a static site has no full build log: %d %s", r.status, r.body)
 	}
 
-	hosts := []string{id + ".localhost:" + s.port, "website.localhost:" + s.port}
+	hosts := []string{s.siteHost(id), "website.localhost:" + s.port}
 	for _, host := range hosts {
 		tests := []struct {
 			path, status, ctype, body string

@@ -42,7 +42,7 @@ func TestSiteFastPathMatchesNetHTTP(t *testing.T) {
 	}), "completed")
 
 	addr := strings.TrimPrefix(s.url, "http://")
-	hosts := []string{"fast.localhost", id + ".localhost", "spa.localhost", "nothing.localhost"}
+	hosts := []string{"fast.localhost", strings.TrimSuffix(s.siteHost(id), ":"+s.port), "spa.localhost", "nothing.localhost"}
 	paths := []string{"/", "/index.html", "/about", "/about/", "/about.html", "/docs", "/docs/", "/docs/index.html",
 		"/assets/app-3f9a1c2b.js", "/style.css", "/images/pixel.svg", "/data/empty.json", "/missing", "/missing.js",
 		"/old", "/blog/a/b", "/rewrite", "/_headers", "/_redirects", "/?q=1", "/about?x=1&y", "/weird%20name/file%20(1).html",

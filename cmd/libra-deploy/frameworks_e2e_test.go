@@ -204,7 +204,7 @@ func TestStaticSiteWithPackageJSONButNoBuild(t *testing.T) {
 			if tt.warning != "" && !hasLog(st, tt.warning) {
 				t.Errorf("no warning %q: %s", tt.warning, strings.Join(logMessages(st), "\n"))
 			}
-			host := st.str("deploymentId") + ".localhost:" + s.port
+			host := s.siteHost(st.str("deploymentId"))
 			checks := []struct{ path, ctype, want string }{
 				{"/", "text/html", marker},
 				{"/about/", "text/html", "about"},
@@ -494,7 +494,7 @@ fs.writeFileSync("dist/index.html", "WRONG OUTPUT DIRECTORY");
 			if got := publishedPaths(t, s, id); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("published %v, want %v", got, want)
 			}
-			host := id + ".localhost:" + s.port
+			host := s.siteHost(id)
 			checks := []struct {
 				path   string
 				status int

@@ -330,7 +330,7 @@ console.log("links planted");
 				if len(pages) != 1 || pages["index.html"] == nil {
 					t.Errorf("published %v, want index.html only", keys(pages))
 				}
-				host := id + ".localhost:" + h.s.port
+				host := h.s.siteHost(id)
 				for _, p := range []string{"/passwd.txt", "/shadow.txt", "/sub/rel.txt", "/pkg.json"} {
 					if r := h.s.do("GET", p, nil, "Host", host); r.status != 404 || strings.Contains(string(r.body), "root:") {
 						t.Errorf("GET %s: %d %.200q, want 404", p, r.status, r.body)
@@ -718,7 +718,7 @@ func runHostile(t *testing.T, h *hostileEnv, cases []hostileCase) {
 	// The service still deploys.
 	s.admin("project", "create", "--org", h.org, "--id", "after")
 	id := s.deployWait(h.tok, staticSite(h.org, "after", 3), "completed")
-	if r := s.do("GET", "/", nil, "Host", id+".localhost:"+s.port); r.status != 200 || !strings.Contains(string(r.body), "hello after") {
+	if r := s.do("GET", "/", nil, "Host", s.siteHost(id)); r.status != 200 || !strings.Contains(string(r.body), "hello after") {
 		t.Fatalf("static deploy after the hostile builds: %d %s", r.status, r.body)
 	}
 	if s.cmd.ProcessState != nil {
@@ -762,7 +762,7 @@ func checkHostile(t *testing.T, h *hostileEnv, c hostileCase, id string, st resp
 	// ...and every published file, fetched through the site host.
 	pages := map[string][]byte{}
 	for _, p := range publishedPaths(t, s, id) {
-		r := s.do("GET", "/"+p, nil, "Host", id+".localhost:"+s.port)
+		r := s.do("GET", "/"+p, nil, "Host", s.siteHost(id))
 		if r.status != 200 {
 			t.Errorf("published file %s: %d", p, r.status)
 		}
@@ -1003,7 +1003,7 @@ fs.mkdirSync("dist"); fs.writeFileSync("dist/index.html", seen);
 	if !hasLog(alice, "no cached node_modules for this lockfile: cold install") || hasLog(alice, "restored from this org's build cache") {
 		t.Errorf("another org's build used mallory's cache:\n%s", strings.Join(logMessages(alice), "\n"))
 	}
-	if r := s.do("GET", "/", nil, "Host", aliceID+".localhost:"+s.port); r.status != 200 || !strings.Contains(string(r.body), "poisoned=no ms(60000)=1m") {
+	if r := s.do("GET", "/", nil, "Host", s.siteHost(aliceID)); r.status != 200 || !strings.Contains(string(r.body), "poisoned=no ms(60000)=1m") {
 		t.Errorf("alice's site: %d %s", r.status, r.body)
 	}
 
@@ -1012,7 +1012,7 @@ fs.mkdirSync("dist"); fs.writeFileSync("dist/index.html", seen);
 	if !hasLog(st, "node_modules restored from this org's build cache") {
 		t.Fatalf("the second deployment of the org did not restore the cache:\n%s", strings.Join(logMessages(st), "\n"))
 	}
-	r := s.do("GET", "/", nil, "Host", victimID+".localhost:"+s.port)
+	r := s.do("GET", "/", nil, "Host", s.siteHost(victimID))
 	if r.status != 200 || !strings.Contains(string(r.body), "ms(60000)=1m") {
 		t.Fatalf("victim's site: %d %s", r.status, r.body)
 	}

@@ -20,6 +20,8 @@ type httpsConfig struct {
 	Directory string
 	Email     string
 	CARoot    string
+	// MaxHeaderBytes is MAX_HEADER_BYTES, as on the plain listener.
+	MaxHeaderBytes int
 }
 
 func loadHTTPSConfig() httpsConfig {
@@ -28,6 +30,8 @@ func loadHTTPSConfig() httpsConfig {
 		Directory: env("ACME_DIRECTORY", tlsissuer.LetsEncrypt),
 		Email:     env("ACME_EMAIL", ""),
 		CARoot:    env("ACME_CA_ROOT", ""),
+
+		MaxHeaderBytes: envInt("MAX_HEADER_BYTES", defaultMaxHeaderBytes),
 	}
 }
 
@@ -71,6 +75,7 @@ func startHTTPS(hc httpsConfig, dataDir string, domains tlsissuer.VerifiedDomain
 		// certificate relies on.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    hc.MaxHeaderBytes,
 		// Scanners send unknown names all day: their failed handshakes are
 		// debug noise, not errors.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),

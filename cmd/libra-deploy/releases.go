@@ -106,17 +106,17 @@ func (g *gcConfig) openCollector(ctx context.Context, c *config) (col *gc.Collec
 	return g.collector(db, artifacts, quietLogger()), func() { db.Close() }, nil
 }
 
-// startGC runs collection every g.Interval inside serve. removed is told of
-// each deployment that retention deleted. The returned function stops the
+// startGC runs collection every g.Interval inside serve. invalidate is
+// given the site label of each deployment that retention deleted. The returned function stops the
 // loop and waits for a pass in progress, so that the database outlives it.
 func startGC(ctx context.Context, g *gcConfig, store libra.ReleaseStore, artifacts *artifactfs.Store,
-	removed func(deploymentID, projectID string), logger *slog.Logger) (stop func()) {
+	invalidate func(siteLabel string), logger *slog.Logger) (stop func()) {
 	if g.Interval == 0 {
 		logger.Info("periodic garbage collection is off (GC_INTERVAL=0)")
 		return func() {}
 	}
 	c := g.collector(store, artifacts, logger)
-	c.Removed = removed
+	c.Removed = func(p libra.PrunedDeployment) { invalidate(p.SiteLabel) }
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -49,10 +49,13 @@ func (s *server) deployWait(tok string, body map[string]any, want string) string
 	return id
 }
 
-// page fetches a site: host is a label under the sites domain, or a full
-// host name (a custom domain).
+// page fetches a site: host is a deployment id (its site host is used), a
+// label under the sites domain, or a full host name (a custom domain).
 func (s *server) page(host, path string) response {
 	s.t.Helper()
+	if h, ok := s.siteHosts.Load(host); ok {
+		return s.do("GET", path, nil, "Host", h.(string))
+	}
 	if !strings.Contains(host, ".") {
 		host += ".localhost"
 	}
@@ -132,14 +135,13 @@ func TestDeploymentListPagingAndProduction(t *testing.T) {
 		if created == "" || finished == "" {
 			t.Errorf("%s lacks times: %v", want, item)
 		}
-		wantURL := fmt.Sprintf("http://%s.localhost:%s/", want, s.port)
 		switch want {
 		case ids[3]:
 			if item["status"] != "failed" || item["url"] != nil || item["error"] == nil {
 				t.Errorf("failed deployment listed as %v", item)
 			}
 		default:
-			if item["status"] != "completed" || item["url"] != wantURL {
+			if item["status"] != "completed" || item["url"] != "http://"+s.siteHost(want)+"/" {
 				t.Errorf("completed deployment listed as %v", item)
 			}
 		}

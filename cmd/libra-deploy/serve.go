@@ -182,6 +182,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    c.MaxHeaderBytes,
 		},
 		// Plain GETs of published sites take the fast loop; the API, ACME
 		// challenges and everything unusual stay on net/http.
@@ -196,8 +197,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	// Invalidate drops the cached lookups of {label}.{sites domain}: given
-	// a deployment id, those of the deployment's immutable host.
-	stopGC := startGC(ctx, gcc, db, artifacts, func(id, _ string) { sites.Invalidate(id) }, logger)
+	// a deployment's site label, those of its immutable host.
+	stopGC := startGC(ctx, gcc, db, artifacts, sites.Invalidate, logger)
 	defer stopGC()
 	stopDomainChecks := startDomainChecks(ctx, &domainChecker{store: db, verify: verifyDomain,
 		interval: c.DomainCheckInterval, invalidate: sites.Invalidate, log: logger})

@@ -76,7 +76,7 @@ func (c *conn) serve() {
 			c.flush()
 			return
 		}
-		if n == 0 || !c.rq.parse(c.in[c.start:c.start+n]) || !c.srv.Fast(&c.rq.req) {
+		if n == 0 || n > c.srv.headLimit() || !c.rq.parse(c.in[c.start:c.start+n]) || !c.srv.Fast(&c.rq.req) {
 			if c.flush() == nil {
 				handedOver = true
 				c.handOver()

@@ -8,7 +8,7 @@ import (
 )
 
 // maxHead is the largest request head served here. A larger one (big
-// cookies, say) goes to net/http, whose limit is 1 MiB.
+// cookies, say) goes to net/http, whose limit is HTTP.MaxHeaderBytes.
 const maxHead = 4 << 10
 
 // maxFields is the most header fields a request served here may have.

@@ -193,6 +193,16 @@ func (s *Server) headerTimeout() time.Duration {
 	return s.HTTP.ReadTimeout
 }
 
+// headLimit is HTTP.MaxHeaderBytes, or net/http's default: a head the fast
+// loop could hold but net/http would refuse goes to net/http, which answers
+// 431, so both paths keep one limit.
+func (s *Server) headLimit() int {
+	if s.HTTP.MaxHeaderBytes > 0 {
+		return s.HTTP.MaxHeaderBytes
+	}
+	return http.DefaultMaxHeaderBytes
+}
+
 func (s *Server) idleTimeout() time.Duration {
 	if s.HTTP.IdleTimeout > 0 {
 		return s.HTTP.IdleTimeout

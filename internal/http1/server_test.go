@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -488,3 +489,51 @@ func TestShutdown(t *testing.T) {
 }
 
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestHeadLimit: a head over HTTP.MaxHeaderBytes is never served by the fast
+// loop, even when its 4 KiB buffer holds it, so both paths keep one limit
+// and net/http answers 431 past it (issue 8).
+func TestHeadLimit(t *testing.T) {
+	h := testHandler()
+	var viaFast, viaNetHTTP atomic.Int64
+	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(*response); ok {
+			viaFast.Add(1)
+		} else {
+			viaNetHTTP.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 1 << 10
+	srv := &Server{HTTP: &http.Server{Handler: wrapped, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: limit, ErrorLog: quietLog()},
+		Fast: func(*http.Request) bool { return true }}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	tests := []struct {
+		name               string
+		filler             int
+		status             string
+		wantFast, wantSlow int64
+	}{
+		{"small head: fast loop", 100, "200 OK", 1, 0},
+		{"over the limit, within the buffer: net/http", 2 << 10, "200 OK", 0, 1},
+		// net/http allows 4096 bytes over MaxHeaderBytes for the request line.
+		{"over net/http's limit: 431", limit + 8<<10, "431 ", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fast0, slow0 := viaFast.Load(), viaNetHTTP.Load()
+			got := exchange(t, ln.Addr().String(), get("/small", "X-Filler: "+strings.Repeat("f", tt.filler)+"\r\n"))
+			if len(got) != 1 || !strings.HasPrefix(got[0], tt.status) {
+				t.Fatalf("got %.200q, want one %s", got, tt.status)
+			}
+			if f, s := viaFast.Load()-fast0, viaNetHTTP.Load()-slow0; f != tt.wantFast || s != tt.wantSlow {
+				t.Errorf("served %d by the fast loop and %d by net/http, want %d and %d", f, s, tt.wantFast, tt.wantSlow)
+			}
+		})
+	}
+}
