@@ -590,6 +590,7 @@ func TestAuthMatrix(t *testing.T) {
 			body: map[string]any{"projectId": "proj-a", "orgId": "org-b", "userId": "user-b"}, status: 403, code: "FORBIDDEN"},
 		{name: "other org's token, own project", header: map[string]string{"Authorization": "Bearer " + e.tokenB},
 			body: map[string]any{"projectId": "proj-b", "orgId": "org-b", "userId": "user-b"}, status: 202},
+		{name: "another user's userId", header: map[string]string{"Authorization": "Bearer " + e.tokenA2}, status: 403, code: "FORBIDDEN"},
 	}
 	accepted := 0
 	for _, c := range cases {

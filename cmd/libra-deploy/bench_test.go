@@ -67,7 +67,7 @@ func BenchmarkService(b *testing.B) {
 				if i >= total {
 					return
 				}
-				body := fmt.Sprintf(`{"projectId":"site","orgId":"bench","userId":"u","initFiles":[{"path":"index.html","content":"<h1>%d</h1>"}]}`, i)
+				body := fmt.Sprintf(`{"projectId":"site","orgId":"bench","userId":"user-bench","initFiles":[{"path":"index.html","content":"<h1>%d</h1>"}]}`, i)
 				req, _ := http.NewRequest("POST", s.url+"/deploy", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+tok)

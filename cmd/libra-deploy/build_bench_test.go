@@ -135,7 +135,7 @@ func timedDeploy(b *testing.B, s *server, tok, name string, app []map[string]any
 	b.Helper()
 	d := timedDeployment{name: name, step: map[string]time.Duration{}, phase: map[string]time.Duration{}}
 	start := time.Now()
-	r := s.deploy(tok, map[string]any{"projectId": "react", "orgId": "bench", "userId": "u", "initFiles": app})
+	r := s.deploy(tok, map[string]any{"projectId": "react", "orgId": "bench", "userId": "user-bench", "initFiles": app})
 	if r.status != 202 {
 		b.Fatalf("POST /deploy: %d %s", r.status, r.body)
 	}

@@ -18,7 +18,7 @@ func files(pairs ...string) []map[string]any {
 
 func deployFiles(s *server, tok, org, project string, f []map[string]any) response {
 	s.t.Helper()
-	r := s.deploy(tok, map[string]any{"projectId": project, "orgId": org, "userId": "u", "initFiles": f})
+	r := s.deploy(tok, map[string]any{"projectId": project, "orgId": org, "userId": "user-" + org, "initFiles": f})
 	if r.status != 202 {
 		s.t.Fatalf("POST /deploy: %d %s", r.status, r.body)
 	}

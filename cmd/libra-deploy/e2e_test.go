@@ -258,6 +258,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"bad scheme", []string{"Authorization", "Basic " + acme}, staticSite("acme", "acme-site", 1), 401, "UNAUTHORIZED"},
 		{"other org in body", []string{"Authorization", "Bearer " + globex}, staticSite("acme", "acme-site", 1), 403, "FORBIDDEN"},
 		{"project of other org", []string{"Authorization", "Bearer " + globex}, staticSite("globex", "acme-site", 1), 403, "FORBIDDEN"},
+		{"another user's userId", []string{"Authorization", "Bearer " + acme}, withUser(staticSite("acme", "acme-site", 1), "user-mallory"), 403, "FORBIDDEN"},
 		{"bearer ok", []string{"Authorization", "Bearer " + acme}, staticSite("acme", "acme-site", 1), 202, ""},
 		{"cookie ok", []string{"Cookie", "session=" + globex}, staticSite("globex", "globex-site", 1), 202, ""},
 	}
@@ -290,6 +291,13 @@ func TestAuthMatrix(t *testing.T) {
 	if !strings.Contains(logs, `"method":"POST"`) || !strings.Contains(logs, `"status":202`) {
 		t.Fatalf("no request log lines: %s", tail(logs, 2000))
 	}
+}
+
+// withUser sets the body's userId (issue 8, finding 13: it must be the
+// token's user).
+func withUser(body map[string]any, user string) map[string]any {
+	body["userId"] = user
+	return body
 }
 
 func TestRateLimitAndCORS(t *testing.T) {
@@ -366,7 +374,7 @@ func TestPermanentFailureNotRetried(t *testing.T) {
 	tok := s.setup("acme", "site")
 	s.admin("quota", "set", "--org", "acme", "--limit", "5")
 	// A build script that fails on its own: the user's fault.
-	body := map[string]any{"projectId": "site", "orgId": "acme", "userId": "u", "initFiles": []any{
+	body := map[string]any{"projectId": "site", "orgId": "acme", "userId": "user-acme", "initFiles": []any{
 		map[string]any{"path": "package.json", "content": `{"name":"x","scripts":{"build":"echo compiling; exit 3"}}`},
 		map[string]any{"path": "index.html", "content": "x"},
 	}}

@@ -658,7 +658,7 @@ func TestHostileBuilds(t *testing.T) {
 			s := startServer(t, append(append([]string{}, env...), srv.env...)...)
 			h := &hostileEnv{s: s, org: "mallory", secrets: secrets, listener: listener}
 			h.forbidden = append(append([]string{}, secrets...), s.dataDir, "root:$", "root:*", "SQLite format 3")
-			h.tok = s.admin("token", "create", "--org", h.org, "--user", "u")
+			h.tok = s.admin("token", "create", "--org", h.org, "--user", "user-"+h.org)
 			runHostile(t, h, srv.cases)
 		})
 	}
