@@ -231,10 +231,17 @@ func (s *server) register(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/deploy-log",
 		Summary:     "Get a deployment's full build log",
-		Description: "The install and build output in full, as plain text (the status's logs are capped). " +
-			"Kept for deployments that built and published; needs no token, like /deploy-status.",
-		Tags:   []string{"Deployments"},
-		Errors: []int{400, 404},
+		Description: "The install and build output in full, as plain text (the status's logs are capped), streamed; " +
+			"Range requests are answered. Kept for deployments that built and published. Needs a token of the deployment's org: " +
+			"another org's deployment is 404, as if it did not exist.",
+		Tags:        []string{"Deployments"},
+		Security:    tokenSecurity,
+		Middlewares: huma.Middlewares{s.authenticate},
+		Errors:      []int{400, 401, 404, 416, 429},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The log.", Content: map[string]*huma.MediaType{"text/plain": {Schema: &huma.Schema{Type: "string"}}}},
+			"206": {Description: "The part of the log a Range asked for.", Content: map[string]*huma.MediaType{"text/plain": {Schema: &huma.Schema{Type: "string"}}}},
+		},
 	}, s.deployLog)
 
 	huma.Register(api, huma.Operation{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"sync"
@@ -281,50 +280,4 @@ func (s *server) root(ctx context.Context, _ *struct{}) (*rootOutput, error) {
 		Description:  "Self-hosted deployment service: send a project's files, it builds them in an isolated sandbox through six steps (validate, sync, sandbox, build, deploy, cleanup) and publishes the result as a live site.",
 		Endpoints:    endpoints,
 	}}, nil
-}
-
-type deployLogOutput struct {
-	ContentType  string `header:"Content-Type"`
-	CacheControl string `header:"Cache-Control"`
-	Body         []byte
-}
-
-// maxFullLog bounds what /deploy-log holds in memory for one response.
-const maxFullLog = 64 << 20
-
-func (s *server) deployLog(ctx context.Context, in *statusInput) (*deployLogOutput, error) {
-	notFound := func(msg string) error {
-		return newError(http.StatusNotFound, libra.CodeDeploymentNotFound, msg, nil)
-	}
-	if !libra.LooksLikeDeploymentID(in.ID) {
-		return nil, notFound("deployment not found")
-	}
-	d, err := s.cfg.Store.Deployment(ctx, in.ID)
-	if errors.Is(err, libra.ErrNotFound) {
-		return nil, notFound("deployment not found")
-	}
-	if err != nil {
-		return nil, clientError(ctx, "load deployment", fmt.Errorf("deployment %s: %w", in.ID, err))
-	}
-	noLog := notFound("this deployment has no full build log: it had no build, or did not publish (its status's logs hold what it printed)")
-	if d.Manifest == "" {
-		return nil, noLog
-	}
-	m, err := libra.LoadManifest(ctx, s.cfg.Artifacts, d.Manifest)
-	if err != nil {
-		return nil, clientError(ctx, "load manifest", fmt.Errorf("manifest of %s: %w", in.ID, err))
-	}
-	if m.BuildLog == nil {
-		return nil, noLog
-	}
-	rc, err := s.cfg.Artifacts.Open(ctx, m.BuildLog.Digest)
-	if err != nil {
-		return nil, clientError(ctx, "open build log", fmt.Errorf("build log of %s: %w", in.ID, err))
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxFullLog))
-	if err != nil {
-		return nil, clientError(ctx, "read build log", fmt.Errorf("build log of %s: %w", in.ID, err))
-	}
-	return &deployLogOutput{ContentType: "text/plain; charset=utf-8", CacheControl: "private, max-age=31536000, immutable", Body: b}, nil
 }

@@ -131,7 +131,7 @@ func pickupLatencies(b *testing.B, s *server) []time.Duration {
 	return out
 }
 
-func rssMiB(b *testing.B, pid int) float64 {
+func rssMiB(b testing.TB, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

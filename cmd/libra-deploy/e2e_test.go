@@ -107,7 +107,7 @@ func TestDeployStaticSiteEndToEnd(t *testing.T) {
 	if logs, _ := st.json["logs"].([]any); len(logs) < 6 {
 		t.Errorf("only %d log lines", len(logs))
 	}
-	if r := s.do("GET", "/deploy-log?id="+id, nil); r.status != 404 || r.str("error") != "DEPLOYMENT_NOT_FOUND" {
+	if r := s.do("GET", "/deploy-log?id="+id, nil, "Authorization", "Bearer "+tok); r.status != 404 || r.str("error") != "DEPLOYMENT_NOT_FOUND" {
 		t.Errorf("a static site has no full build log: %d %s", r.status, r.body)
 	}
 
