@@ -416,6 +416,22 @@ func TestDeployAcceptedAndStatus(t *testing.T) {
 		validate["status"] != "completed" || validate["timestamp"] == nil || len(logs) != 1 {
 		t.Errorf("status after progress: %s", s.raw)
 	}
+	// The seed's clients render logs as strings; the objects are asked for.
+	if want := now.UTC().Format("15:04:05") + " [build] vite build"; len(logs) != 1 || logs[0] != want {
+		t.Errorf("logs = %v, want [%q]", logs, want)
+	}
+	if _, has := s.body["logEntries"]; has {
+		t.Errorf("logEntries sent without logEntries=true: %s", s.raw)
+	}
+	s = e.do("GET", "/deploy-status?logEntries=true&id="+id, nil, nil)
+	entries, _ := s.body["logEntries"].([]any)
+	if len(entries) != 1 {
+		t.Fatalf("logEntries = %v, want one entry", s.body["logEntries"])
+	}
+	entry, _ := entries[0].(map[string]any)
+	if entry["message"] != "vite build" || entry["step"] != "build" || entry["level"] != "info" || entry["timestamp"] == nil {
+		t.Errorf("logEntries = %v", s.body["logEntries"])
+	}
 	if s.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control %q", s.header.Get("Cache-Control"))
 	}
@@ -871,7 +887,7 @@ func TestHealth(t *testing.T) {
 		e := newEnv(t, nil)
 		r := e.do("GET", "/health", nil, nil)
 		checks, _ := r.body["checks"].(map[string]any)
-		if r.status != 200 || r.body["status"] != "healthy" || r.body["service"] != "libra-deploy" || r.body["version"] != "test" || checks["database"] != "ok" {
+		if r.status != 200 || r.body["status"] != "healthy" || r.body["service"] != "libra-deploy" || r.body["version"] != "test" || checks["database"] != "healthy" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		if _, ok := r.body["uptime"].(float64); !ok {
@@ -887,7 +903,7 @@ func TestHealth(t *testing.T) {
 		})
 		r := e.do("GET", "/health", nil, nil)
 		checks, _ := r.body["checks"].(map[string]any)
-		if r.status != 503 || r.body["status"] != "unhealthy" || checks["database"] != "ok" || checks["queue"] == "ok" || checks["queue"] == nil {
+		if r.status != 503 || r.body["status"] != "unhealthy" || checks["database"] != "healthy" || checks["queue"] != "unhealthy" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		if strings.Contains(string(r.raw), "/var/lib") {
@@ -906,7 +922,7 @@ func TestHealth(t *testing.T) {
 		start := time.Now()
 		r := e.do("GET", "/health", nil, nil)
 		checks, _ := r.body["checks"].(map[string]any)
-		if r.status != 503 || checks["sandbox"] != "timed out" {
+		if r.status != 503 || checks["sandbox"] != "unhealthy" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		if d := time.Since(start); d > 5*time.Second {

@@ -142,7 +142,7 @@ func timedDeploy(b *testing.B, s *server, tok, name string, app []map[string]any
 	id := r.str("deploymentId")
 	var st response
 	for {
-		st = s.do("GET", "/deploy-status?id="+id, nil)
+		st = s.do("GET", statusPath(id), nil)
 		if s := st.str("status"); s == "completed" || s == "failed" {
 			break
 		}
@@ -155,7 +155,7 @@ func timedDeploy(b *testing.B, s *server, tok, name string, app []map[string]any
 	if st.str("status") != "completed" {
 		b.Fatalf("%s deployment failed: %s\n%s", d.name, st.str("error"), tail(string(st.body), 4000))
 	}
-	logs, _ := st.json["logs"].([]any)
+	logs, _ := st.json["logEntries"].([]any)
 	for i, l := range logs {
 		m, _ := l.(map[string]any)
 		msg, _ := m["message"].(string)

@@ -49,8 +49,8 @@ func TestPublicRoutes(t *testing.T) {
 	}
 	r := s.do("GET", "/health", nil)
 	checks, _ := r.json["checks"].(map[string]any)
-	if checks["database"] == nil || checks["queue"] == nil {
-		t.Fatalf("health checks missing: %s", r.body)
+	if checks["database"] != "healthy" || checks["queue"] != "healthy" {
+		t.Fatalf("health checks missing or not \"healthy\": %s", r.body)
 	}
 	r = s.do("GET", "/", nil, "X-Request-Id", "my-trace-123")
 	if got := r.header.Get("X-Request-Id"); got != "my-trace-123" {
@@ -104,8 +104,15 @@ func TestDeployStaticSiteEndToEnd(t *testing.T) {
 	if st.str("url") != wantURL {
 		t.Errorf("url %q, want %q", st.str("url"), wantURL)
 	}
-	if logs, _ := st.json["logs"].([]any); len(logs) < 6 {
+	logs, _ := st.json["logs"].([]any)
+	if len(logs) < 6 {
 		t.Errorf("only %d log lines", len(logs))
+	}
+	// The seed's clients print logs as they are: lines of text.
+	for _, l := range logs {
+		if line, ok := l.(string); !ok || !logLine.MatchString(line) {
+			t.Errorf("log line %#v is not \"hh:mm:ss [step] message\"", l)
+		}
 	}
 	if r := s.do("GET", "/deploy-log?id="+id, nil, "Authorization", "Bearer "+tok); r.status != 404 || r.str("error") != "DEPLOYMENT_NOT_FOUND" {
 		t.Errorf("a static site has no full build log: %d %s", r.status, r.body)
@@ -368,6 +375,8 @@ func TestQuotaExactAndRetriesDeductNothing(t *testing.T) {
 		t.Fatalf("%d deployments rows, want 3", n)
 	}
 }
+
+var logLine = regexp.MustCompile(`^\d\d:\d\d:\d\d \[(validate|sync|sandbox|build|deploy|cleanup)\]( WARN:| ERROR:)? \S`)
 
 func TestPermanentFailureNotRetried(t *testing.T) {
 	s := startServer(t)

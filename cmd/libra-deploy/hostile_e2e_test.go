@@ -595,7 +595,7 @@ func notRetried(t *testing.T, h *hostileEnv, id string, st response, _ map[strin
 // runTime is the time between a deployment's first and last log lines.
 func runTime(t *testing.T, st response) time.Duration {
 	t.Helper()
-	logs, _ := st.json["logs"].([]any)
+	logs, _ := st.json["logEntries"].([]any)
 	var first, last time.Time
 	for _, l := range logs {
 		m, _ := l.(map[string]any)
@@ -616,7 +616,7 @@ func runTime(t *testing.T, st response) time.Duration {
 
 func logMessages(st response) []string {
 	var out []string
-	logs, _ := st.json["logs"].([]any)
+	logs, _ := st.json["logEntries"].([]any)
 	for _, l := range logs {
 		m, _ := l.(map[string]any)
 		msg, _ := m["message"].(string)
