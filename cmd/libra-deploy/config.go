@@ -36,6 +36,10 @@ type config struct {
 	// FastPath serves plain GETs of sites on a loop of its own rather than
 	// through net/http (internal/http1).
 	FastPath bool
+	// WriteTimeout ends a connection whose client stops reading: the most
+	// time a response may go without the client acknowledging any of it.
+	WriteTimeout    time.Duration
+	writeTimeoutErr error
 
 	// Builds: the sandbox's limits and the build's timeouts.
 	SandboxMemoryMB   int
@@ -122,6 +126,8 @@ func loadConfig() *config {
 		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
 		OutputLimitMB:     envInt("OUTPUT_LIMIT_MB", 1024),
 	}
+	// envDuration (releases.go): a Go duration, or a number of ms.
+	c.WriteTimeout, c.writeTimeoutErr = envDuration("WRITE_TIMEOUT", 30*time.Second)
 	for _, h := range strings.Split(env("BUILD_REGISTRY_ALLOWLIST", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			c.RegistryAllowlist = append(c.RegistryAllowlist, h)
@@ -159,6 +165,12 @@ func (c *config) validate() error {
 	}
 	if c.Timeout < time.Second {
 		return fmt.Errorf("MAX_DEPLOYMENT_TIMEOUT must be at least 1000 ms")
+	}
+	if c.writeTimeoutErr != nil {
+		return c.writeTimeoutErr
+	}
+	if c.WriteTimeout < time.Second {
+		return fmt.Errorf("WRITE_TIMEOUT must be at least 1s")
 	}
 	return nil
 }

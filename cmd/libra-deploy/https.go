@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/tlsissuer"
 )
 
@@ -19,6 +20,9 @@ type httpsConfig struct {
 	Directory string
 	Email     string
 	CARoot    string
+	// WriteTimeout is serve's WRITE_TIMEOUT, for the same progress deadline
+	// on HTTPS connections.
+	WriteTimeout time.Duration
 }
 
 func loadHTTPSConfig() httpsConfig {
@@ -74,7 +78,7 @@ func startHTTPS(hc httpsConfig, dataDir string, owner tlsissuer.DomainOwner, han
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && err != http.ErrServerClosed {
+		if err := srv.ServeTLS(http1.ProgressListener(ln, hc.WriteTimeout), "", ""); err != nil && err != http.ErrServerClosed {
 			logger.Error("https server", "err", err)
 		}
 	}()

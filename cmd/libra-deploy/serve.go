@@ -156,7 +156,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Invalidate:  sites.Invalidate,
 		Logger:      logger,
 	})
-	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db, handler, port, logger)
+	hc := loadHTTPSConfig()
+	hc.WriteTimeout = c.WriteTimeout
+	handler, stopHTTPS, err := startHTTPS(hc, c.DataDir, db, handler, port, logger)
 	if err != nil {
 		return err
 	}
@@ -171,8 +173,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Fast: func(r *http.Request) bool {
 			return !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") && sites.IsSiteHost(r.Host)
 		},
-		Disabled: !c.FastPath,
-		Logger:   logger,
+		Disabled:     !c.FastPath,
+		WriteTimeout: c.WriteTimeout,
+		Logger:       logger,
 	}
 
 	if err := q.Start(ctx); err != nil {
