@@ -79,7 +79,7 @@ func serveLog(w http.ResponseWriter, r *http.Request, blob *libra.ManifestFile, 
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	h.Set("ETag", strconv.Quote(blob.Digest))
 	if rs, ok := rc.(io.ReadSeeker); ok {
-		http.ServeContent(w, r, "", time.Time{}, rs)
+		http.ServeContent(&rangeErrors{ResponseWriter: w, size: blob.Size}, r, "", time.Time{}, rs)
 		return
 	}
 	h.Set("Content-Length", strconv.FormatInt(blob.Size, 10))
@@ -89,4 +89,39 @@ func serveLog(w http.ResponseWriter, r *http.Request, blob *libra.ManifestFile, 
 		// which the client sees against Content-Length.
 		_, _ = io.Copy(w, rc)
 	}
+}
+
+// rangeErrors puts http.ServeContent's one error of its own, 416 for a
+// Range past the end, in the API's error format; everything else passes.
+type rangeErrors struct {
+	http.ResponseWriter
+	size   int64
+	failed bool
+}
+
+func (w *rangeErrors) WriteHeader(code int) {
+	if code != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.failed = true
+	// ServeContent has set Content-Range: bytes */size already.
+	writeError(w.ResponseWriter, newError(code, CodeRangeNotSatisfiable, "the range asks for bytes past the end of the log",
+		map[string]any{"size": w.size}))
+}
+
+// Write drops ServeContent's plain-text body of a 416.
+func (w *rangeErrors) Write(p []byte) (int, error) {
+	if w.failed {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps sendfile for the log's body.
+func (w *rangeErrors) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok && !w.failed {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w}, r)
 }

@@ -62,6 +62,10 @@ func TestDeployLogStreamsToItsOrg(t *testing.T) {
 	if r.status != 206 || len(r.body) != 100 {
 		t.Errorf("Range: %d, %d bytes; want 206 and 100", r.status, len(r.body))
 	}
+	r = s.do("GET", path, nil, "Authorization", "Bearer "+tok, "Range", "bytes=999999999-")
+	if r.status != 416 || r.str("error") != "RANGE_NOT_SATISFIABLE" || r.json["success"] != false {
+		t.Errorf("Range past the end: %d %.300s; want 416 in the error format", r.status, r.body)
+	}
 
 	base := rssMiB(t, s.cmd.Process.Pid)
 	readers := stallReaders(t, s.port, path, tok, 8)
