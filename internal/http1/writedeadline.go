@@ -149,14 +149,22 @@ func (c *progressConn) ReadFrom(r io.Reader) (int64, error) {
 	return c.pw.readFrom(rf, r)
 }
 
-// SetWriteDeadline and SetDeadline pass net/http's deadlines through, and
-// make the next write set the progress deadline again: net/http clears the
-// write deadline after every response, which would otherwise leave the
-// next writes with none until the deadline is due to move.
+// SetWriteDeadline keeps the progress deadline when net/http clears the
+// write deadline, which it does after every response: the next writes
+// would otherwise have none until the deadline is due to move, and
+// re-arming per response would cost a TCP_INFO query each. A deadline
+// net/http or a handler sets passes through, and the next write arms the
+// progress deadline again.
 func (c *progressConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() && !c.pw.armed.IsZero() {
+		return c.Conn.SetWriteDeadline(c.pw.armed.Add(c.pw.timeout))
+	}
 	c.pw.armed = time.Time{}
 	return c.Conn.SetWriteDeadline(t)
 }
+
+// SetDeadline passes through: net/http uses it to clear every deadline of
+// a connection it hands to a Hijacker, which owns the connection then.
 
 func (c *progressConn) SetDeadline(t time.Time) error {
 	c.pw.armed = time.Time{}
