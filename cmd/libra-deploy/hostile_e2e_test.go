@@ -697,7 +697,7 @@ func runHostile(t *testing.T, h *hostileEnv, cases []hostileCase) {
 		}
 		rest := todo[:0]
 		for _, p := range todo {
-			st := s.do("GET", "/deploy-status?id="+p.id, nil)
+			st := s.do("GET", statusPath(p.id), nil)
 			if status := st.str("status"); status != "completed" && status != "failed" {
 				rest = append(rest, p)
 				continue
