@@ -1172,3 +1172,36 @@ func (e *env) jobs() int {
 	}
 	return n
 }
+
+// TestStatusLogLines: the seed's clients print each log line as it is, so
+// the line carries its time, step and, when it matters, its level.
+func TestStatusLogLines(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.deploy(validDeploy())
+	id, _ := r.body["deploymentId"].(string)
+	at := time.Date(2026, 11, 30, 14, 2, 7, 0, time.UTC)
+	tests := []struct {
+		entry libra.LogEntry
+		want  string
+	}{
+		{libra.LogEntry{Time: at, Step: libra.StepBuild, Level: "info", Message: "vite build"}, "14:02:07 [build] vite build"},
+		{libra.LogEntry{Time: at, Step: libra.StepSync, Level: "warn", Message: "stale lockfile"}, "14:02:07 [sync] WARN: stale lockfile"},
+		{libra.LogEntry{Time: at, Step: libra.StepDeploy, Level: "error", Message: "no output"}, "14:02:07 [deploy] ERROR: no output"},
+		{libra.LogEntry{Time: at, Level: "info", Message: "queued"}, "14:02:07 queued"},
+	}
+	for _, tt := range tests {
+		if err := e.db.AppendLogs(context.Background(), id, []libra.LogEntry{tt.entry}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.do("GET", "/deploy-status?id="+id, nil, nil)
+	logs, _ := s.body["logs"].([]any)
+	if len(logs) != len(tests) {
+		t.Fatalf("logs = %v, want %d lines", s.body["logs"], len(tests))
+	}
+	for i, tt := range tests {
+		if logs[i] != tt.want {
+			t.Errorf("line %d = %q, want %q", i, logs[i], tt.want)
+		}
+	}
+}
