@@ -181,7 +181,18 @@ func (s *server) humaConfig() huma.Config {
 				"then poll /deploy-status until the deployment is completed or failed.\n\n" +
 				"Every error has the body `{success:false, error, message, details?, timestamp}`, " +
 				"where `error` is a stable code. Every response carries `X-Request-Id`.",
+			License: &huma.License{Name: licenseName, Identifier: licenseID},
+			Contact: &huma.Contact{Name: "The operators of this libra-deploy server"},
 		},
+		Tags: []*huma.Tag{
+			{Name: "Deployments", Description: "Queue deployments and follow them."},
+			{Name: "Projects", Description: "Projects, their deployments and their production alias."},
+			{Name: "Domains", Description: "Custom domains of a project."},
+			{Name: "Service", Description: "The service itself."},
+		},
+		// Relative: the API answers on whatever host and port serve this
+		// document, which only the client knows.
+		Servers: []*huma.Server{{URL: "/", Description: "The server this document was fetched from."}},
 		Components: &huma.Components{
 			Schemas: huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer),
 			SecuritySchemes: map[string]*huma.SecurityScheme{
@@ -191,7 +202,7 @@ func (s *server) humaConfig() huma.Config {
 		},
 		// Huma documents 422 for every operation with a body; this API
 		// answers validation failures with 400, so the document says so.
-		OnAddOperation: []huma.AddOpFunc{func(_ *huma.OpenAPI, op *huma.Operation) {
+		OnAddOperation: []huma.AddOpFunc{publicByDefault, func(_ *huma.OpenAPI, op *huma.Operation) {
 			if r, ok := op.Responses["422"]; ok {
 				delete(op.Responses, "422")
 				if _, has := op.Responses["400"]; !has {
@@ -210,6 +221,22 @@ func (s *server) humaConfig() huma.Config {
 }
 
 var tokenSecurity = []map[string][]string{{"bearer": {}}, {"session": {}}}
+
+// The document's licence. The repository states none yet: the lead sets
+// the real one here (an SPDX identifier, or a LicenseRef- of its own).
+const (
+	licenseName = "Proprietary"
+	licenseID   = "LicenseRef-libra-deploy-proprietary"
+)
+
+// publicByDefault makes an operation that names no security scheme say so
+// with an empty requirement ([{}]): without it, linters and clients cannot
+// tell "public" from "forgot to document".
+func publicByDefault(_ *huma.OpenAPI, op *huma.Operation) {
+	if op.Security == nil {
+		op.Security = []map[string][]string{{}}
+	}
+}
 
 func (s *server) register(api huma.API) {
 	authed := huma.Middlewares{s.authenticate, requireJSON}
@@ -235,9 +262,10 @@ func (s *server) register(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/deploy-status",
 		Summary:     "Get a deployment's status",
-		Description: "Needs no token: deployment ids are unguessable (128 random bits).",
-		Tags:        []string{"Deployments"},
-		Errors:      []int{400, 404},
+		Description: "Needs no token: deployment ids are unguessable (128 random bits). " +
+			"`logs` are text lines for people; pass logEntries=true for the same lines as objects in `logEntries`.",
+		Tags:   []string{"Deployments"},
+		Errors: []int{400, 404},
 	}, s.deployStatus)
 
 	huma.Register(api, huma.Operation{
@@ -245,10 +273,17 @@ func (s *server) register(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/deploy-log",
 		Summary:     "Get a deployment's full build log",
-		Description: "The install and build output in full, as plain text (the status's logs are capped). " +
-			"Kept for deployments that built and published; needs no token, like /deploy-status.",
-		Tags:   []string{"Deployments"},
-		Errors: []int{400, 404},
+		Description: "The install and build output in full, as plain text (the status's logs are capped), streamed; " +
+			"Range requests are answered. Kept for deployments that built and published. Needs a token of the deployment's org: " +
+			"another org's deployment is 404, as if it did not exist.",
+		Tags:        []string{"Deployments"},
+		Security:    tokenSecurity,
+		Middlewares: huma.Middlewares{s.authenticate},
+		Errors:      []int{400, 401, 404, 416, 429},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The log.", Content: map[string]*huma.MediaType{"text/plain": {Schema: &huma.Schema{Type: "string"}}}},
+			"206": {Description: "The part of the log a Range asked for.", Content: map[string]*huma.MediaType{"text/plain": {Schema: &huma.Schema{Type: "string"}}}},
+		},
 	}, s.deployLog)
 
 	huma.Register(api, huma.Operation{
@@ -272,8 +307,9 @@ func (s *server) register(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/health",
 		Summary:     "Health",
-		Description: "Runs every health check; 503 with status unhealthy when any fails.",
+		Description: "Runs every health check; 503 with status unhealthy when any fails. Each check is healthy or unhealthy.",
 		Tags:        []string{"Service"},
+		Errors:      []int{413},
 		Responses: map[string]*huma.Response{"503": {
 			Description: "A check failed; the body is the same as for 200.",
 			Content:     map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/Health"}}},
@@ -285,7 +321,9 @@ func (s *server) register(api huma.API) {
 		Method:      http.MethodGet,
 		Path:        "/",
 		Summary:     "Service information",
+		Description: "What the service is, its version and its routes.",
 		Tags:        []string{"Service"},
+		Errors:      []int{413},
 	}, s.root)
 }
 

@@ -416,6 +416,22 @@ func TestDeployAcceptedAndStatus(t *testing.T) {
 		validate["status"] != "completed" || validate["timestamp"] == nil || len(logs) != 1 {
 		t.Errorf("status after progress: %s", s.raw)
 	}
+	// The seed's clients render logs as strings; the objects are asked for.
+	if want := now.UTC().Format("15:04:05") + " [build] vite build"; len(logs) != 1 || logs[0] != want {
+		t.Errorf("logs = %v, want [%q]", logs, want)
+	}
+	if _, has := s.body["logEntries"]; has {
+		t.Errorf("logEntries sent without logEntries=true: %s", s.raw)
+	}
+	s = e.do("GET", "/deploy-status?logEntries=true&id="+id, nil, nil)
+	entries, _ := s.body["logEntries"].([]any)
+	if len(entries) != 1 {
+		t.Fatalf("logEntries = %v, want one entry", s.body["logEntries"])
+	}
+	entry, _ := entries[0].(map[string]any)
+	if entry["message"] != "vite build" || entry["step"] != "build" || entry["level"] != "info" || entry["timestamp"] == nil {
+		t.Errorf("logEntries = %v", s.body["logEntries"])
+	}
 	if s.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control %q", s.header.Get("Cache-Control"))
 	}
@@ -597,6 +613,7 @@ func TestAuthMatrix(t *testing.T) {
 			body: map[string]any{"projectId": "proj-a", "orgId": "org-b", "userId": "user-b"}, status: 403, code: "FORBIDDEN"},
 		{name: "other org's token, own project", header: map[string]string{"Authorization": "Bearer " + e.tokenB},
 			body: map[string]any{"projectId": "proj-b", "orgId": "org-b", "userId": "user-b"}, status: 202},
+		{name: "another user's userId", header: map[string]string{"Authorization": "Bearer " + e.tokenA2}, status: 403, code: "FORBIDDEN"},
 	}
 	accepted := 0
 	for _, c := range cases {
@@ -877,7 +894,7 @@ func TestHealth(t *testing.T) {
 		e := newEnv(t, nil)
 		r := e.do("GET", "/health", nil, nil)
 		checks, _ := r.body["checks"].(map[string]any)
-		if r.status != 200 || r.body["status"] != "healthy" || r.body["service"] != "libra-deploy" || r.body["version"] != "test" || checks["database"] != "ok" {
+		if r.status != 200 || r.body["status"] != "healthy" || r.body["service"] != "libra-deploy" || r.body["version"] != "test" || checks["database"] != "healthy" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		if _, ok := r.body["uptime"].(float64); !ok {
@@ -893,7 +910,7 @@ func TestHealth(t *testing.T) {
 		})
 		r := e.do("GET", "/health", nil, nil)
 		checks, _ := r.body["checks"].(map[string]any)
-		if r.status != 503 || r.body["status"] != "unhealthy" || checks["database"] != "ok" || checks["queue"] == "ok" || checks["queue"] == nil {
+		if r.status != 503 || r.body["status"] != "unhealthy" || checks["database"] != "healthy" || checks["queue"] != "unhealthy" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		if strings.Contains(string(r.raw), "/var/lib") {
@@ -912,7 +929,7 @@ func TestHealth(t *testing.T) {
 		start := time.Now()
 		r := e.do("GET", "/health", nil, nil)
 		checks, _ := r.body["checks"].(map[string]any)
-		if r.status != 503 || checks["sandbox"] != "timed out" {
+		if r.status != 503 || checks["sandbox"] != "unhealthy" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		if d := time.Since(start); d > 5*time.Second {
@@ -1161,4 +1178,37 @@ func (e *env) jobs() int {
 		e.t.Fatal(err)
 	}
 	return n
+}
+
+// TestStatusLogLines: the seed's clients print each log line as it is, so
+// the line carries its time, step and, when it matters, its level.
+func TestStatusLogLines(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.deploy(validDeploy())
+	id, _ := r.body["deploymentId"].(string)
+	at := time.Date(2026, 11, 30, 14, 2, 7, 0, time.UTC)
+	tests := []struct {
+		entry libra.LogEntry
+		want  string
+	}{
+		{libra.LogEntry{Time: at, Step: libra.StepBuild, Level: "info", Message: "vite build"}, "14:02:07 [build] vite build"},
+		{libra.LogEntry{Time: at, Step: libra.StepSync, Level: "warn", Message: "stale lockfile"}, "14:02:07 [sync] WARN: stale lockfile"},
+		{libra.LogEntry{Time: at, Step: libra.StepDeploy, Level: "error", Message: "no output"}, "14:02:07 [deploy] ERROR: no output"},
+		{libra.LogEntry{Time: at, Level: "info", Message: "queued"}, "14:02:07 queued"},
+	}
+	for _, tt := range tests {
+		if err := e.db.AppendLogs(context.Background(), id, []libra.LogEntry{tt.entry}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.do("GET", "/deploy-status?id="+id, nil, nil)
+	logs, _ := s.body["logs"].([]any)
+	if len(logs) != len(tests) {
+		t.Fatalf("logs = %v, want %d lines", s.body["logs"], len(tests))
+	}
+	for i, tt := range tests {
+		if logs[i] != tt.want {
+			t.Errorf("line %d = %q, want %q", i, logs[i], tt.want)
+		}
+	}
 }

@@ -22,7 +22,7 @@ import (
 type DeployRequest struct {
 	ProjectID       string           `json:"projectId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The project to deploy; it must exist and belong to the token's org."`
 	OrgID           string           `json:"orgId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"Must be the org of the token."`
-	UserID          string           `json:"userId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The user on whose behalf the deployment is made."`
+	UserID          string           `json:"userId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The user on whose behalf the deployment is made; must be the user of the token."`
 	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com, attached pending DNS verification when the deployment completes. Not an IP address, localhost, an API host name, or under the sites domain."`
 	InitFiles       []InitFile       `json:"initFiles,omitempty" doc:"The project's files. At most 10,000 files in initFiles and all diffs together; each file at most 25 MiB decoded; paths unique."`
 	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" maxItems:"100000" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles. At most 100,000 messages."`
@@ -355,6 +355,10 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 	if req.OrgID != tok.OrgID {
 		return nil, newError(http.StatusForbidden, libra.CodeForbidden, "this token may deploy only for its own org",
 			[]FieldError{{Field: "orgId", Message: "does not match the token's org"}})
+	}
+	if req.UserID != tok.UserID {
+		return nil, newError(http.StatusForbidden, libra.CodeForbidden, "this token may deploy only as its own user",
+			[]FieldError{{Field: "userId", Message: "does not match the token's user"}})
 	}
 	proj, err := s.cfg.Store.Project(ctx, req.ProjectID)
 	if errors.Is(err, libra.ErrNotFound) {

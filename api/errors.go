@@ -18,6 +18,10 @@ import (
 // the only code the root package has no name for: no other layer produces it.
 const CodeRequestTimeout = "REQUEST_TIMEOUT"
 
+// CodeRangeNotSatisfiable is sent when a Range asks for bytes past the end
+// of a build log; only GET /deploy-log answers Range requests.
+const CodeRangeNotSatisfiable = "RANGE_NOT_SATISFIABLE"
+
 // ErrorResponse is the body of every error the API sends, whatever produced
 // it: a handler, a middleware, Huma's own validation, the router or a panic.
 type ErrorResponse struct {
@@ -75,8 +79,9 @@ var codeStatus = map[string]int{
 	// A failed build is reported through deploy-status, not as an HTTP
 	// error; should a store ever return it to a request, it is the client's
 	// input that failed, not the service.
-	libra.CodeBuildFailed: http.StatusBadRequest,
-	CodeRequestTimeout:    http.StatusRequestTimeout,
+	libra.CodeBuildFailed:   http.StatusBadRequest,
+	CodeRequestTimeout:      http.StatusRequestTimeout,
+	CodeRangeNotSatisfiable: http.StatusRequestedRangeNotSatisfiable,
 }
 
 // StatusForCode returns the HTTP status the API sends for an error code;

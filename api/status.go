@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +19,11 @@ const maxStatusLogs = 1000
 
 type statusInput struct {
 	ID string `query:"id" required:"true" doc:"The deploymentId returned by POST /deploy."`
+}
+
+type deployStatusInput struct {
+	ID         string `query:"id" required:"true" doc:"The deploymentId returned by POST /deploy."`
+	LogEntries bool   `query:"logEntries" doc:"Also return the log lines as objects {timestamp, step, level, message} in logEntries."`
 }
 
 // DeploymentSteps is the state of each of the six steps.
@@ -38,7 +43,8 @@ type DeploymentStatus struct {
 	CurrentStep  libra.Step       `json:"currentStep,omitempty" enum:"validate,sync,sandbox,build,deploy,cleanup"`
 	Progress     int              `json:"progress" minimum:"0" maximum:"100" doc:"0 to 100; only moves forward."`
 	Steps        DeploymentSteps  `json:"steps"`
-	Logs         []libra.LogEntry `json:"logs" doc:"The latest log lines, oldest first (at most 1,000)."`
+	Logs         []string         `json:"logs" doc:"The latest log lines, oldest first (at most 1,000), as text: time (UTC), [step], a level when not info, the message; e.g. \"14:02:07 [build] vite v5.4.0 building for production...\"."`
+	LogEntries   []libra.LogEntry `json:"logEntries,omitempty" doc:"The same lines as objects; only with logEntries=true."`
 	Error        string           `json:"error,omitempty"`
 	URL          string           `json:"url,omitempty" doc:"Where the deployment is live, once it is."`
 	Timestamp    time.Time        `json:"timestamp"`
@@ -56,7 +62,29 @@ func stepState(s libra.StepStates, name libra.Step) libra.StepState {
 	return libra.StepState{Status: libra.StepPending}
 }
 
-func (s *server) deployStatus(ctx context.Context, in *statusInput) (*statusOutput, error) {
+// logLine is a log entry as the seed's clients show it: one line of text.
+func logLine(e libra.LogEntry) string {
+	var b strings.Builder
+	b.WriteString(e.Time.UTC().Format("15:04:05"))
+	if e.Step != "" {
+		b.WriteString(" [" + string(e.Step) + "]")
+	}
+	if e.Level != "" && e.Level != "info" {
+		b.WriteString(" " + strings.ToUpper(e.Level) + ":")
+	}
+	b.WriteString(" " + e.Message)
+	return b.String()
+}
+
+func logLines(entries []libra.LogEntry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = logLine(e)
+	}
+	return out
+}
+
+func (s *server) deployStatus(ctx context.Context, in *deployStatusInput) (*statusOutput, error) {
 	notFound := func() error {
 		return newError(http.StatusNotFound, libra.CodeDeploymentNotFound, "deployment not found", nil)
 	}
@@ -75,8 +103,12 @@ func (s *server) deployStatus(ctx context.Context, in *statusInput) (*statusOutp
 	if err != nil {
 		return nil, clientError(ctx, "load logs", fmt.Errorf("logs of %s: %w", in.ID, err))
 	}
-	if logs == nil {
-		logs = []libra.LogEntry{}
+	var entries []libra.LogEntry
+	if in.LogEntries {
+		entries = logs
+		if entries == nil {
+			entries = []libra.LogEntry{}
+		}
 	}
 	return &statusOutput{
 		CacheControl: "no-store",
@@ -93,10 +125,11 @@ func (s *server) deployStatus(ctx context.Context, in *statusInput) (*statusOutp
 				Deploy:   stepState(d.Steps, libra.StepDeploy),
 				Cleanup:  stepState(d.Steps, libra.StepCleanup),
 			},
-			Logs:      logs,
-			Error:     d.Error,
-			URL:       d.URL,
-			Timestamp: libra.Now(),
+			Logs:       logLines(logs),
+			LogEntries: entries,
+			Error:      d.Error,
+			URL:        d.URL,
+			Timestamp:  libra.Now(),
 		},
 	}, nil
 }
@@ -161,7 +194,7 @@ type Health struct {
 	Service   string            `json:"service"`
 	Version   string            `json:"version"`
 	Uptime    int64             `json:"uptime" doc:"Milliseconds since the service started."`
-	Checks    map[string]string `json:"checks" doc:"Each check's result: ok, or a short reason (details are in the server log)."`
+	Checks    map[string]string `json:"checks" doc:"Each check's result, healthy or unhealthy; why one failed (or timed out) is in the server log."`
 }
 
 type healthOutput struct {
@@ -176,7 +209,7 @@ func (s *server) health(ctx context.Context, _ *struct{}) (*healthOutput, error)
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	results := make([]string, len(names))
+	results := make([]bool, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)
@@ -196,8 +229,11 @@ func (s *server) health(ctx context.Context, _ *struct{}) (*healthOutput, error)
 		Checks:    make(map[string]string, len(names)),
 	}}
 	for i, name := range names {
-		out.Body.Checks[name] = results[i]
-		if results[i] != "ok" && !s.info[name] {
+		out.Body.Checks[name] = checkHealthy
+		if !results[i] {
+			out.Body.Checks[name] = checkUnhealthy
+		}
+		if !results[i] && !s.info[name] {
 			out.Status = http.StatusServiceUnavailable
 			out.Body.Status = "unhealthy"
 		}
@@ -205,9 +241,16 @@ func (s *server) health(ctx context.Context, _ *struct{}) (*healthOutput, error)
 	return out, nil
 }
 
-// runCheck runs one check. Its error text stays in the log: it may name
-// files, hosts or drivers that a public endpoint must not show.
-func (s *server) runCheck(ctx context.Context, name string, check func(context.Context) error) string {
+// What /health says of each check: the seed's two words. Why a check
+// failed stays in the log: it may name files, hosts or drivers that a
+// public endpoint must not show.
+const (
+	checkHealthy   = "healthy"
+	checkUnhealthy = "unhealthy"
+)
+
+// runCheck runs one check and reports whether it passed in time.
+func (s *server) runCheck(ctx context.Context, name string, check func(context.Context) error) bool {
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -222,16 +265,13 @@ func (s *server) runCheck(ctx context.Context, name string, check func(context.C
 	select {
 	case err := <-done:
 		if err == nil {
-			return "ok"
+			return true
 		}
 		loggerFrom(ctx).Warn("health check failed", "check", name, "error", err)
-		if errors.Is(err, context.DeadlineExceeded) {
-			return "timed out"
-		}
-		return "failed"
+		return false
 	case <-ctx.Done():
 		loggerFrom(ctx).Warn("health check timed out", "check", name, "timeout", healthTimeout)
-		return "timed out"
+		return false
 	}
 }
 
@@ -281,50 +321,4 @@ func (s *server) root(ctx context.Context, _ *struct{}) (*rootOutput, error) {
 		Description:  "Self-hosted deployment service: send a project's files, it builds them in an isolated sandbox through six steps (validate, sync, sandbox, build, deploy, cleanup) and publishes the result as a live site.",
 		Endpoints:    endpoints,
 	}}, nil
-}
-
-type deployLogOutput struct {
-	ContentType  string `header:"Content-Type"`
-	CacheControl string `header:"Cache-Control"`
-	Body         []byte
-}
-
-// maxFullLog bounds what /deploy-log holds in memory for one response.
-const maxFullLog = 64 << 20
-
-func (s *server) deployLog(ctx context.Context, in *statusInput) (*deployLogOutput, error) {
-	notFound := func(msg string) error {
-		return newError(http.StatusNotFound, libra.CodeDeploymentNotFound, msg, nil)
-	}
-	if !libra.LooksLikeDeploymentID(in.ID) {
-		return nil, notFound("deployment not found")
-	}
-	d, err := s.cfg.Store.Deployment(ctx, in.ID)
-	if errors.Is(err, libra.ErrNotFound) {
-		return nil, notFound("deployment not found")
-	}
-	if err != nil {
-		return nil, clientError(ctx, "load deployment", fmt.Errorf("deployment %s: %w", in.ID, err))
-	}
-	noLog := notFound("this deployment has no full build log: it had no build, or did not publish (its status's logs hold what it printed)")
-	if d.Manifest == "" {
-		return nil, noLog
-	}
-	m, err := libra.LoadManifest(ctx, s.cfg.Artifacts, d.Manifest)
-	if err != nil {
-		return nil, clientError(ctx, "load manifest", fmt.Errorf("manifest of %s: %w", in.ID, err))
-	}
-	if m.BuildLog == nil {
-		return nil, noLog
-	}
-	rc, err := s.cfg.Artifacts.Open(ctx, m.BuildLog.Digest)
-	if err != nil {
-		return nil, clientError(ctx, "open build log", fmt.Errorf("build log of %s: %w", in.ID, err))
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxFullLog))
-	if err != nil {
-		return nil, clientError(ctx, "read build log", fmt.Errorf("build log of %s: %w", in.ID, err))
-	}
-	return &deployLogOutput{ContentType: "text/plain; charset=utf-8", CacheControl: "private, max-age=31536000, immutable", Body: b}, nil
 }

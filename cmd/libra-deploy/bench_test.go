@@ -67,7 +67,7 @@ func BenchmarkService(b *testing.B) {
 				if i >= total {
 					return
 				}
-				body := fmt.Sprintf(`{"projectId":"site","orgId":"bench","userId":"u","initFiles":[{"path":"index.html","content":"<h1>%d</h1>"}]}`, i)
+				body := fmt.Sprintf(`{"projectId":"site","orgId":"bench","userId":"user-bench","initFiles":[{"path":"index.html","content":"<h1>%d</h1>"}]}`, i)
 				req, _ := http.NewRequest("POST", s.url+"/deploy", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+tok)
@@ -131,7 +131,7 @@ func pickupLatencies(b *testing.B, s *server) []time.Duration {
 	return out
 }
 
-func rssMiB(b *testing.B, pid int) float64 {
+func rssMiB(b testing.TB, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)

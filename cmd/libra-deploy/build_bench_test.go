@@ -135,14 +135,14 @@ func timedDeploy(b *testing.B, s *server, tok, name string, app []map[string]any
 	b.Helper()
 	d := timedDeployment{name: name, step: map[string]time.Duration{}, phase: map[string]time.Duration{}}
 	start := time.Now()
-	r := s.deploy(tok, map[string]any{"projectId": "react", "orgId": "bench", "userId": "u", "initFiles": app})
+	r := s.deploy(tok, map[string]any{"projectId": "react", "orgId": "bench", "userId": "user-bench", "initFiles": app})
 	if r.status != 202 {
 		b.Fatalf("POST /deploy: %d %s", r.status, r.body)
 	}
 	id := r.str("deploymentId")
 	var st response
 	for {
-		st = s.do("GET", "/deploy-status?id="+id, nil)
+		st = s.do("GET", statusPath(id), nil)
 		if s := st.str("status"); s == "completed" || s == "failed" {
 			break
 		}
@@ -155,7 +155,7 @@ func timedDeploy(b *testing.B, s *server, tok, name string, app []map[string]any
 	if st.str("status") != "completed" {
 		b.Fatalf("%s deployment failed: %s\n%s", d.name, st.str("error"), tail(string(st.body), 4000))
 	}
-	logs, _ := st.json["logs"].([]any)
+	logs, _ := st.json["logEntries"].([]any)
 	for i, l := range logs {
 		m, _ := l.(map[string]any)
 		msg, _ := m["message"].(string)

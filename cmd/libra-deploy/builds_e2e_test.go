@@ -18,7 +18,7 @@ func files(pairs ...string) []map[string]any {
 
 func deployFiles(s *server, tok, org, project string, f []map[string]any) response {
 	s.t.Helper()
-	r := s.deploy(tok, map[string]any{"projectId": project, "orgId": org, "userId": "u", "initFiles": f})
+	r := s.deploy(tok, map[string]any{"projectId": project, "orgId": org, "userId": "user-" + org, "initFiles": f})
 	if r.status != 202 {
 		s.t.Fatalf("POST /deploy: %d %s", r.status, r.body)
 	}
@@ -45,7 +45,7 @@ func TestBuildPlainNodeScript(t *testing.T) {
 		t.Fatalf("site: %d %s", site.status, site.body)
 	}
 	// The full build log, in the artifact store, with both commands' output.
-	full := s.do("GET", "/deploy-log?id="+r.str("deploymentId"), nil)
+	full := s.do("GET", "/deploy-log?id="+r.str("deploymentId"), nil, "Authorization", "Bearer "+tok)
 	if full.status != 200 || !strings.HasPrefix(full.header.Get("Content-Type"), "text/plain") ||
 		!strings.Contains(string(full.body), "$ npm install") || !strings.Contains(string(full.body), "built!") {
 		t.Fatalf("deploy-log: %d %q %s", full.status, full.header.Get("Content-Type"), full.body)

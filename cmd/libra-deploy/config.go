@@ -51,6 +51,11 @@ type config struct {
 	// in the background (DOMAIN_CHECK_INTERVAL); 0 turns it off.
 	DomainCheckInterval time.Duration
 
+	// WriteTimeout ends a connection whose client stops reading: the most
+	// time a response may go without the client acknowledging any of it.
+	WriteTimeout    time.Duration
+	writeTimeoutErr error
+
 	// Builds: the sandbox's limits and the build's timeouts.
 	SandboxMemoryMB   int
 	SandboxPids       int
@@ -154,6 +159,8 @@ func loadConfig() *config {
 		OutputLimitMB:     envInt("OUTPUT_LIMIT_MB", 1024),
 		BuildLogLimitMB:   envInt("BUILD_LOG_LIMIT_MB", 10),
 	}
+	// envDuration (releases.go): a Go duration, or a number of ms.
+	c.WriteTimeout, c.writeTimeoutErr = envDuration("WRITE_TIMEOUT", 30*time.Second)
 	for _, h := range strings.Split(env("BUILD_REGISTRY_ALLOWLIST", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			c.RegistryAllowlist = append(c.RegistryAllowlist, h)
@@ -213,6 +220,12 @@ func (c *config) validate() error {
 	}
 	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > http.DefaultMaxHeaderBytes {
 		return fmt.Errorf("MAX_HEADER_BYTES must be between %d and %d", minMaxHeaderBytes, http.DefaultMaxHeaderBytes)
+	}
+	if c.writeTimeoutErr != nil {
+		return c.writeTimeoutErr
+	}
+	if c.WriteTimeout < time.Second {
+		return fmt.Errorf("WRITE_TIMEOUT must be at least 1s")
 	}
 	return nil
 }

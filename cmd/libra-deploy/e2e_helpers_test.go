@@ -338,12 +338,16 @@ func staticSite(org, project string, n int) map[string]any {
 	return map[string]any{"projectId": project, "orgId": org, "userId": "user-" + org, "initFiles": files}
 }
 
+// statusPath asks for the log lines as objects too: logMessages and
+// runTime read them.
+func statusPath(id string) string { return "/deploy-status?logEntries=true&id=" + id }
+
 // waitFinal polls /deploy-status until the deployment is completed or failed.
 func (s *server) waitFinal(id string, timeout time.Duration) response {
 	s.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		r := s.do("GET", "/deploy-status?id="+id, nil)
+		r := s.do("GET", statusPath(id), nil)
 		if r.status != 200 {
 			s.t.Fatalf("deploy-status %s: %d %s", id, r.status, r.body)
 		}
@@ -365,7 +369,7 @@ func (s *server) waitFor(id string, timeout time.Duration, cond func(response) b
 	s.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		r := s.do("GET", "/deploy-status?id="+id, nil)
+		r := s.do("GET", statusPath(id), nil)
 		if cond(r) {
 			return r
 		}

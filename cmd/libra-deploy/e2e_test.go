@@ -49,8 +49,8 @@ func TestPublicRoutes(t *testing.T) {
 	}
 	r := s.do("GET", "/health", nil)
 	checks, _ := r.json["checks"].(map[string]any)
-	if checks["database"] == nil || checks["queue"] == nil {
-		t.Fatalf("health checks missing: %s", r.body)
+	if checks["database"] != "healthy" || checks["queue"] != "healthy" {
+		t.Fatalf("health checks missing or not \"healthy\": %s", r.body)
 	}
 	r = s.do("GET", "/", nil, "X-Request-Id", "my-trace-123")
 	if got := r.header.Get("X-Request-Id"); got != "my-trace-123" {
@@ -106,10 +106,17 @@ func TestDeployStaticSiteEndToEnd(t *testing.T) {
 	if !wantURL.MatchString(st.str("url")) || strings.Contains(st.str("url"), id) {
 		t.Errorf("url %q, want %s without the deployment id", st.str("url"), wantURL)
 	}
-	if logs, _ := st.json["logs"].([]any); len(logs) < 6 {
+	logs, _ := st.json["logs"].([]any)
+	if len(logs) < 6 {
 		t.Errorf("only %d log lines", len(logs))
 	}
-	if r := s.do("GET", "/deploy-log?id="+id, nil); r.status != 404 || r.str("error") != "DEPLOYMENT_NOT_FOUND" {
+	// The seed's clients print logs as they are: lines of text.
+	for _, l := range logs {
+		if line, ok := l.(string); !ok || !logLine.MatchString(line) {
+			t.Errorf("log line %#v is not \"hh:mm:ss [step] message\"", l)
+		}
+	}
+	if r := s.do("GET", "/deploy-log?id="+id, nil, "Authorization", "Bearer "+tok); r.status != 404 || r.str("error") != "DEPLOYMENT_NOT_FOUND" {
 		t.Errorf("a static site has no full build log: %d %s", r.status, r.body)
 	}
 
@@ -260,6 +267,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"bad scheme", []string{"Authorization", "Basic " + acme}, staticSite("acme", "acme-site", 1), 401, "UNAUTHORIZED"},
 		{"other org in body", []string{"Authorization", "Bearer " + globex}, staticSite("acme", "acme-site", 1), 403, "FORBIDDEN"},
 		{"project of other org", []string{"Authorization", "Bearer " + globex}, staticSite("globex", "acme-site", 1), 403, "FORBIDDEN"},
+		{"another user's userId", []string{"Authorization", "Bearer " + acme}, withUser(staticSite("acme", "acme-site", 1), "user-mallory"), 403, "FORBIDDEN"},
 		{"bearer ok", []string{"Authorization", "Bearer " + acme}, staticSite("acme", "acme-site", 1), 202, ""},
 		{"cookie ok", []string{"Cookie", "session=" + globex}, staticSite("globex", "globex-site", 1), 202, ""},
 	}
@@ -292,6 +300,13 @@ func TestAuthMatrix(t *testing.T) {
 	if !strings.Contains(logs, `"method":"POST"`) || !strings.Contains(logs, `"status":202`) {
 		t.Fatalf("no request log lines: %s", tail(logs, 2000))
 	}
+}
+
+// withUser sets the body's userId (issue 8, finding 13: it must be the
+// token's user).
+func withUser(body map[string]any, user string) map[string]any {
+	body["userId"] = user
+	return body
 }
 
 func TestRateLimitAndCORS(t *testing.T) {
@@ -363,12 +378,14 @@ func TestQuotaExactAndRetriesDeductNothing(t *testing.T) {
 	}
 }
 
+var logLine = regexp.MustCompile(`^\d\d:\d\d:\d\d \[(validate|sync|sandbox|build|deploy|cleanup)\]( WARN:| ERROR:)? \S`)
+
 func TestPermanentFailureNotRetried(t *testing.T) {
 	s := startServer(t)
 	tok := s.setup("acme", "site")
 	s.admin("quota", "set", "--org", "acme", "--limit", "5")
 	// A build script that fails on its own: the user's fault.
-	body := map[string]any{"projectId": "site", "orgId": "acme", "userId": "u", "initFiles": []any{
+	body := map[string]any{"projectId": "site", "orgId": "acme", "userId": "user-acme", "initFiles": []any{
 		map[string]any{"path": "package.json", "content": `{"name":"x","scripts":{"build":"echo compiling; exit 3"}}`},
 		map[string]any{"path": "index.html", "content": "x"},
 	}}

@@ -371,7 +371,7 @@ func TestBuildWithPnpmAndBunLockfiles(t *testing.T) {
 	for _, lp := range lockedProjects {
 		if _, visible := sandboxSees(lp.pm); visible && s == nil {
 			s = startServer(t)
-			tok = s.admin("token", "create", "--org", "acme", "--user", "u")
+			tok = s.admin("token", "create", "--org", "acme", "--user", "user-acme")
 		}
 	}
 	for _, lp := range lockedProjects {
@@ -409,7 +409,7 @@ func TestBuildFailsClearlyWithoutPackageManager(t *testing.T) {
 	for _, lp := range lockedProjects {
 		if _, visible := sandboxSees(lp.pm); !visible && s == nil {
 			s = startServer(t)
-			tok = s.admin("token", "create", "--org", "acme", "--user", "u")
+			tok = s.admin("token", "create", "--org", "acme", "--user", "user-acme")
 		}
 	}
 	for _, lp := range lockedProjects {

@@ -595,7 +595,7 @@ func notRetried(t *testing.T, h *hostileEnv, id string, st response, _ map[strin
 // runTime is the time between a deployment's first and last log lines.
 func runTime(t *testing.T, st response) time.Duration {
 	t.Helper()
-	logs, _ := st.json["logs"].([]any)
+	logs, _ := st.json["logEntries"].([]any)
 	var first, last time.Time
 	for _, l := range logs {
 		m, _ := l.(map[string]any)
@@ -616,7 +616,7 @@ func runTime(t *testing.T, st response) time.Duration {
 
 func logMessages(st response) []string {
 	var out []string
-	logs, _ := st.json["logs"].([]any)
+	logs, _ := st.json["logEntries"].([]any)
 	for _, l := range logs {
 		m, _ := l.(map[string]any)
 		msg, _ := m["message"].(string)
@@ -658,7 +658,7 @@ func TestHostileBuilds(t *testing.T) {
 			s := startServer(t, append(append([]string{}, env...), srv.env...)...)
 			h := &hostileEnv{s: s, org: "mallory", secrets: secrets, listener: listener}
 			h.forbidden = append(append([]string{}, secrets...), s.dataDir, "root:$", "root:*", "SQLite format 3")
-			h.tok = s.admin("token", "create", "--org", h.org, "--user", "u")
+			h.tok = s.admin("token", "create", "--org", h.org, "--user", "user-"+h.org)
 			runHostile(t, h, srv.cases)
 		})
 	}
@@ -697,7 +697,7 @@ func runHostile(t *testing.T, h *hostileEnv, cases []hostileCase) {
 		}
 		rest := todo[:0]
 		for _, p := range todo {
-			st := s.do("GET", "/deploy-status?id="+p.id, nil)
+			st := s.do("GET", statusPath(p.id), nil)
 			if status := st.str("status"); status != "completed" && status != "failed" {
 				rest = append(rest, p)
 				continue

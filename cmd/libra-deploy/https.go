@@ -10,6 +10,7 @@ import (
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/tlsissuer"
 )
 
@@ -22,6 +23,9 @@ type httpsConfig struct {
 	CARoot    string
 	// MaxHeaderBytes is MAX_HEADER_BYTES, as on the plain listener.
 	MaxHeaderBytes int
+	// WriteTimeout is serve's WRITE_TIMEOUT, for the same progress deadline
+	// on HTTPS connections.
+	WriteTimeout time.Duration
 }
 
 func loadHTTPSConfig() httpsConfig {
@@ -81,7 +85,7 @@ func startHTTPS(hc httpsConfig, dataDir string, domains tlsissuer.VerifiedDomain
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && err != http.ErrServerClosed {
+		if err := srv.ServeTLS(http1.ProgressListener(ln, hc.WriteTimeout), "", ""); err != nil && err != http.ErrServerClosed {
 			logger.Error("https server", "err", err)
 		}
 	}()

@@ -172,7 +172,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		APIHosts:     c.APIHosts,
 		VerifyDomain: verifyDomain,
 	})
-	handler, stopHTTPS, err := startHTTPS(loadHTTPSConfig(), c.DataDir, db,
+	hc := loadHTTPSConfig()
+	hc.WriteTimeout = c.WriteTimeout
+	handler, stopHTTPS, err := startHTTPS(hc, c.DataDir, db,
 		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), handler, port, logger)
 	if err != nil {
 		return err
@@ -189,8 +191,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Fast: func(r *http.Request) bool {
 			return !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") && sites.IsSiteHost(r.Host)
 		},
-		Disabled: !c.FastPath,
-		Logger:   logger,
+		Disabled:     !c.FastPath,
+		WriteTimeout: c.WriteTimeout,
+		Logger:       logger,
 	}
 
 	if err := q.Start(ctx); err != nil {

@@ -25,6 +25,8 @@ type conn struct {
 
 	rq *request
 	rw response
+	// wr writes under the server's progress deadline.
+	wr progressWriter
 
 	// served counts the responses sent. deadlineSet is when the read
 	// deadline was set last, and idleDeadline whether it was the idle one,
@@ -163,7 +165,7 @@ func (c *conn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
-	_, err := c.rwc.Write(c.out)
+	_, err := c.wr.write(c.out)
 	c.out = c.out[:0]
 	c.releaseOut()
 	return err
@@ -197,7 +199,7 @@ func (c *conn) handOver() {
 	if c.start < c.end {
 		rest = append([]byte(nil), c.in[c.start:c.end]...)
 	}
-	c.srv.handover.give(&prefixConn{Conn: c.rwc, prefix: rest})
+	c.srv.handover.give(&prefixConn{Conn: newProgressConn(c.rwc, c.srv.WriteTimeout), prefix: rest})
 }
 
 // prefixConn replays bytes the fast loop read before reading the

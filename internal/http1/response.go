@@ -156,7 +156,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if in, ok := src.(*io.LimitedReader); ok {
 		lr.R, lr.N = in.R, min(in.N, lr.N)
 	}
-	n, err := rf.ReadFrom(lr)
+	n, err := w.c.wr.readFrom(rf, lr)
 	if in, ok := src.(*io.LimitedReader); ok {
 		in.N -= n
 	}
@@ -179,8 +179,7 @@ func (w *response) append(p []byte) {
 		c.out = append(c.buffer(), p...)
 		return
 	}
-	bufs := net.Buffers{c.buffer(), p}
-	_, err := bufs.WriteTo(c.rwc)
+	err := c.wr.writeBuffers(net.Buffers{c.buffer(), p})
 	c.out = c.out[:0]
 	w.mark = 0
 	if err != nil {

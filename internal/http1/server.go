@@ -44,6 +44,12 @@ type Server struct {
 	Fast func(r *http.Request) bool
 	// Disabled hands every connection to HTTP as soon as it is accepted.
 	Disabled bool
+	// WriteTimeout, when positive, ends a connection whose client stops
+	// reading: every write of up to 256 KiB must finish within it, on both
+	// paths. It bounds progress, not the response, so a slow client still
+	// gets a large file. HTTP.WriteTimeout, which bounds the whole
+	// response, should be left zero.
+	WriteTimeout time.Duration
 	// Logger receives handler panics. Default slog.Default().
 	Logger *slog.Logger
 
@@ -94,7 +100,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		if s.Disabled {
-			s.handover.give(rwc)
+			s.handover.give(newProgressConn(rwc, s.WriteTimeout))
 			continue
 		}
 		c := s.newConn(rwc)
@@ -163,6 +169,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc}
+	c.wr = progressWriter{conn: rwc, timeout: s.WriteTimeout}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting.Load() {
@@ -257,4 +264,27 @@ func (l *handoverListener) give(c net.Conn) {
 	case <-l.done:
 		c.Close()
 	}
+}
+
+// ProgressListener wraps ln so that every connection it accepts writes
+// under the same progress deadline as Server.WriteTimeout: for servers,
+// such as the HTTPS one, that net/http runs without this package's loop.
+func ProgressListener(ln net.Listener, timeout time.Duration) net.Listener {
+	if timeout <= 0 {
+		return ln
+	}
+	return progressListener{Listener: ln, timeout: timeout}
+}
+
+type progressListener struct {
+	net.Listener
+	timeout time.Duration
+}
+
+func (l progressListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newProgressConn(c, l.timeout), nil
 }
