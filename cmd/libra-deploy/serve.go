@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,71 +24,162 @@ import (
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/internal/http1"
+	"github.com/libra-deploy/libra-deploy/queue"
 	"github.com/libra-deploy/libra-deploy/sitehost"
+	"github.com/libra-deploy/libra-deploy/sqlite"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
 
+// service holds the parts one serve process runs; runServe builds them in
+// order with the functions below, each of which wires one component.
+type service struct {
+	c         *config
+	log       *slog.Logger
+	started   time.Time
+	artifacts *artifactfs.Store
+	sandboxes libra.SandboxProvider
+	runner    *workflow.Runner
+	db        *sqlite.DB
+	queue     *queue.Queue[*sql.Tx]
+	sites     *sitehost.Host
+}
+
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
+	c, gcc, err := serveConfig(args)
+	if err != nil {
+		return err
+	}
+	s := &service{c: c, log: c.logger(), started: time.Now()}
+	unlock, err := prepareDataDir(c, s.log)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	closeState, err := s.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeState()
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv, stopHTTPS, verifyDomain, err := s.httpServer(ln.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		return err
+	}
+	if err := s.queue.Start(ctx); err != nil {
+		return err
+	}
+	// Invalidate drops the cached lookups of {label}.{sites domain}: given
+	// a deployment's site label, those of its immutable host.
+	stopGC := startGC(ctx, gcc, s.db, s.artifacts, s.sites.Invalidate, s.log)
+	defer stopGC()
+	stopDomainChecks := startDomainChecks(ctx, &domainChecker{store: s.db, verify: verifyDomain,
+		interval: c.DomainCheckInterval, invalidate: s.sites.Invalidate, log: s.log})
+	defer stopDomainChecks()
+	return s.serveUntilDone(ctx, srv, ln, stdout, stopHTTPS)
+}
+
+// serveConfig reads the environment and serve's flags, and checks them.
+func serveConfig(args []string) (*config, *gcConfig, error) {
 	c := loadConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	c.serveFlags(fs)
 	gcc, err := loadGCConfig() // retention and garbage collection: releases.go
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	gcc.flags(fs, true)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := c.validate(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := gcc.validate(c.Timeout); err != nil {
-		return err
+		return nil, nil, err
 	}
 	// Absolute, because the sandbox binds paths under it into builds.
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
 	c.DataDir = abs
-	logger := c.logger()
-	started := time.Now()
+	return c, gcc, nil
+}
 
+// prepareDataDir creates the data directory, takes its lock (one serve per
+// data directory) and settles the sandbox root; the returned func unlocks.
+func prepareDataDir(c *config, logger *slog.Logger) (func(), error) {
 	// 0711: only for a sandbox root that falls back into the data
 	// directory (see resolveSandboxRoot); every file in it is private.
 	if err := os.MkdirAll(c.DataDir, 0o711); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if err := os.Chmod(c.DataDir, 0o711); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	unlock, err := lockDataDir(c.lockPath())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer unlock()
 	// Working directories, caches and sandbox state live under a root the
 	// build uids can reach whatever the data directory's parents are.
 	if err := resolveSandboxRoot(c, logger); err != nil {
-		return err
+		unlock()
+		return nil, err
 	}
+	return unlock, nil
+}
 
-	artifacts, err := artifactfs.New(c.artifactsDir())
-	if err != nil {
-		return err
+// open opens the artifact store, the sandboxes, the database and the
+// queue, and recovers what an unclean stop left; the returned func closes
+// what it opened.
+func (s *service) open(ctx context.Context) (func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
 	}
+	var err error
+	if s.artifacts, err = artifactfs.New(s.c.artifactsDir()); err != nil {
+		return nil, err
+	}
+	sandboxes, closeSandboxes := newSandboxes(ctx, s.c, s.log)
+	s.sandboxes = sandboxes
+	closers = append(closers, closeSandboxes)
+	if s.runner, err = s.newRunner(ctx); err != nil {
+		closeAll()
+		return nil, err
+	}
+	db, q, err := openState(ctx, s.c, s.runner, s.log)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	closers = append(closers, func() { db.Close() })
+	s.db, s.queue, s.runner.Store = db, q, db
+	if err := s.recover(ctx); err != nil {
+		closeAll()
+		return nil, err
+	}
+	return closeAll, nil
+}
+
+func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
+	c := s.c
 	hooks, err := testHooks(c.TestHooks)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sandboxes, closeSandboxes := newSandboxes(ctx, c, logger)
-	defer closeSandboxes()
-	runner := &workflow.Runner{
-		Artifacts:       artifacts,
-		Sandboxes:       sandboxes,
+	return &workflow.Runner{
+		Artifacts:       s.artifacts,
+		Sandboxes:       s.sandboxes,
 		WorkRoot:        c.workDir(),
 		SitesDomain:     c.SitesDomain,
+		APIHosts:        c.APIHosts,
 		Timeout:         c.Timeout,
 		BuildOptions:    build.Options{DefaultPackageManager: c.DefaultPackageMgr, NodeVersion: nodeVersion(ctx)},
 		BuildCache:      build.NewCache(filepath.Join(c.cacheDir(), "builds")),
@@ -97,89 +190,60 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		BuildLogLimit:   int64(c.BuildLogLimitMB) << 20,
 		DeadLetterQueue: c.DLQName,
 		BeforeStep:      hooks,
-		Logger:          logger,
-	}
-	runner.APIHosts = c.APIHosts
-	db, q, err := openState(ctx, c, runner, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	runner.Store = db
+		Logger:          s.log,
+	}, nil
+}
 
-	// A process that died mid-deployment left its jobs "running" and maybe
-	// deployments that can never finish: hand the jobs back before working.
-	rescued, err := db.RescueOrphans(ctx, c.QueueName)
+// recover hands back the jobs a process that died mid-deployment left
+// "running", fails deployments that can never finish, and clears the old
+// working directories, before any work starts.
+func (s *service) recover(ctx context.Context) error {
+	rescued, err := s.db.RescueOrphans(ctx, s.c.QueueName)
 	if err != nil {
 		return err
 	}
-	lost, err := db.FailLostDeployments(ctx)
+	lost, err := s.db.FailLostDeployments(ctx)
 	if err != nil {
 		return err
 	}
 	if rescued > 0 || lost > 0 {
-		logger.Warn("recovered from an unclean stop", "jobs_requeued", rescued, "deployments_failed", lost)
+		s.log.Warn("recovered from an unclean stop", "jobs_requeued", rescued, "deployments_failed", lost)
 	}
-	if err := os.RemoveAll(c.workDir()); err != nil {
+	if err := os.RemoveAll(s.c.workDir()); err != nil {
 		return fmt.Errorf("clear working directories: %w", err)
 	}
-	if err := os.MkdirAll(c.workDir(), 0o711); err != nil {
+	if err := os.MkdirAll(s.c.workDir(), 0o711); err != nil {
 		return fmt.Errorf("create working directories: %w", err)
 	}
+	return nil
+}
 
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	runner.SiteURL = siteURL(c.SitesScheme, c.SitesDomain, port)
-
-	sites := sitehost.New(sitehost.Config{
+// httpServer builds the site host, the API and the HTTPS listener (when
+// configured) for a service listening on port.
+func (s *service) httpServer(port int) (*http1.Server, func(context.Context), verifyFunc, error) {
+	c := s.c
+	s.runner.SiteURL = siteURL(c.SitesScheme, c.SitesDomain, port)
+	s.sites = sitehost.New(sitehost.Config{
 		SitesDomain: c.SitesDomain,
-		Resolver:    db,
-		Artifacts:   artifacts,
-		Logger:      logger,
-
-		APIHosts: c.APIHosts,
+		Resolver:    s.db,
+		Artifacts:   s.artifacts,
+		Logger:      s.log,
+		APIHosts:    c.APIHosts,
 	})
-	runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
-
-	verifyDomain, err := domainVerifier(c, logger)
+	sites := s.sites
+	s.runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
+	verifyDomain, err := domainVerifier(c, s.log)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	handler := api.New(api.Config{
-		Store:     db,
-		Artifacts: artifacts,
-		Sites:     sites,
-		Checks: map[string]func(context.Context) error{
-			"database": db.Ping,
-			"queue":    q.Check,
-		},
-		InfoChecks: map[string]func(context.Context) error{
-			"sandbox": sandboxes.Check,
-		},
-		Version:     version,
-		StartedAt:   started,
-		CORSOrigins: c.CORSOrigins,
-		RateLimit:   rateLimit(c.RateLimit),
-		RateBurst:   c.RateBurst,
-		SitesDomain: c.SitesDomain,
-		SiteURL:     runner.SiteURL,
-		Invalidate:  sites.Invalidate,
-		Logger:      logger,
-
-		APIHosts:     c.APIHosts,
-		VerifyDomain: verifyDomain,
-	})
 	hc := loadHTTPSConfig()
 	hc.WriteTimeout = c.WriteTimeout
-	handler, stopHTTPS, err := startHTTPS(hc, c.DataDir, db,
-		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), handler, port, logger)
+	handler, stopHTTPS, err := startHTTPS(hc, c.DataDir, s.db,
+		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), s.apiHandler(verifyDomain), port, s.log)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	srv := &http1.Server{
+	return &http1.Server{
 		HTTP: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -193,22 +257,44 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		},
 		Disabled:     !c.FastPath,
 		WriteTimeout: c.WriteTimeout,
-		Logger:       logger,
-	}
+		Logger:       s.log,
+	}, stopHTTPS, verifyDomain, nil
+}
 
-	if err := q.Start(ctx); err != nil {
-		return err
-	}
-	// Invalidate drops the cached lookups of {label}.{sites domain}: given
-	// a deployment's site label, those of its immutable host.
-	stopGC := startGC(ctx, gcc, db, artifacts, sites.Invalidate, logger)
-	defer stopGC()
-	stopDomainChecks := startDomainChecks(ctx, &domainChecker{store: db, verify: verifyDomain,
-		interval: c.DomainCheckInterval, invalidate: sites.Invalidate, log: logger})
-	defer stopDomainChecks()
+func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
+	c := s.c
+	return api.New(api.Config{
+		Store:     s.db,
+		Artifacts: s.artifacts,
+		Sites:     s.sites,
+		Checks: map[string]func(context.Context) error{
+			"database": s.db.Ping,
+			"queue":    s.queue.Check,
+		},
+		InfoChecks: map[string]func(context.Context) error{
+			"sandbox": s.sandboxes.Check,
+		},
+		Version:      version,
+		StartedAt:    s.started,
+		CORSOrigins:  c.CORSOrigins,
+		RateLimit:    rateLimit(c.RateLimit),
+		RateBurst:    c.RateBurst,
+		SitesDomain:  c.SitesDomain,
+		SiteURL:      s.runner.SiteURL,
+		Invalidate:   s.sites.Invalidate,
+		Logger:       s.log,
+		APIHosts:     c.APIHosts,
+		VerifyDomain: verifyDomain,
+	})
+}
+
+// serveUntilDone serves on ln until ctx ends, then stops taking requests and
+// gives running deployments the grace period before handing their jobs back.
+func (s *service) serveUntilDone(ctx context.Context, srv *http1.Server, ln net.Listener, stdout io.Writer, stopHTTPS func(context.Context)) error {
+	c := s.c
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "sandbox_root", c.SandboxRoot, "version", version,
+	s.log.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "sandbox_root", c.SandboxRoot, "version", version,
 		"max_concurrent", c.MaxConcurrent, "queue", c.QueueName, "sites_domain", c.SitesDomain)
 	// Also on stdout, whatever the log level: scripts (and the tests) wait
 	// for this line, and with --addr :0 it is how they learn the port.
@@ -216,20 +302,20 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down: no new requests; running deployments get a grace period", "grace", c.ShutdownGrace)
+		s.log.Info("shutting down: no new requests; running deployments get a grace period", "grace", c.ShutdownGrace)
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("http shutdown", "err", err)
+		s.log.Warn("http shutdown", "err", err)
 	}
 	stopHTTPS(sctx)
-	if err := q.Stop(sctx); err != nil {
-		logger.Warn("queue shutdown", "err", err)
+	if err := s.queue.Stop(sctx); err != nil {
+		s.log.Warn("queue shutdown", "err", err)
 	}
-	logger.Info("stopped")
+	s.log.Info("stopped")
 	return nil
 }
 
