@@ -76,7 +76,10 @@ func TestBuildWrittenFilesAreReadSafely(t *testing.T) {
 				t.Errorf("published %v, want only index.html", paths)
 			}
 			checkCacheHoldsNoHostFile(t, s, shadow)
-			full := s.do("GET", "/deploy-log?id="+id, nil)
+			full := s.do("GET", "/deploy-log?id="+id, nil, "Authorization", "Bearer "+tok)
+			if full.status != 200 {
+				t.Fatalf("deploy-log: %d %.300s", full.status, full.body)
+			}
 			for what, body := range map[string][]byte{"status": st.body, "deploy-log": full.body} {
 				if len(shadow) > 0 && strings.Contains(string(body), string(shadow)) {
 					t.Errorf("the %s holds the host's /etc/shadow", what)
@@ -232,7 +235,7 @@ func TestBuildLogIsCapped(t *testing.T) {
 	if st.str("status") != "completed" {
 		t.Fatalf("want completed: %.3000s", st.body)
 	}
-	full := s.do("GET", "/deploy-log?id="+id, nil)
+	full := s.do("GET", "/deploy-log?id="+id, nil, "Authorization", "Bearer "+tok)
 	grown := dirBytes(filepath.Join(s.dataDir, "artifacts")) - artifactsBefore
 	t.Logf("build of ~300 MB output: %s; work-dir log peak %d bytes, stored log %d bytes, artifact store grew %d bytes (cap %d MiB)",
 		time.Since(start).Round(time.Millisecond), maxLog, len(full.body), grown, limitMB)
