@@ -16,8 +16,11 @@ import (
 // config is every setting of the service. Each field has an environment
 // variable (the seed's name where it had one) and most have a flag; flags win.
 type config struct {
-	Addr        string
-	DataDir     string
+	Addr    string
+	DataDir string
+	// NodeID names this instance (NODE_ID; default: host name plus a
+	// random suffix per start, see node.go).
+	NodeID      string
 	Environment string
 	LogLevel    string
 
@@ -120,6 +123,7 @@ func loadConfig() *config {
 	c := &config{
 		Addr:            ":" + env("PORT", "3008"),
 		DataDir:         env("DATA_DIR", "./data"),
+		NodeID:          env("NODE_ID", defaultNodeID()),
 		Environment:     env("ENVIRONMENT", "development"),
 		LogLevel:        env("LOG_LEVEL", "info"),
 		QueueName:       env("DEPLOYMENT_QUEUE_NAME", "deployment-queue"),
@@ -143,8 +147,8 @@ func loadConfig() *config {
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
-		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
-		SandboxCgroup:     env("SANDBOX_CGROUP", ""), // empty: defaultSandboxCgroup
+		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 0), // 0: the host-wide pool, see bwrap.Config
+		SandboxCgroup:     env("SANDBOX_CGROUP", ""),     // empty: defaultSandboxCgroup
 		SandboxRoot:       env("SANDBOX_ROOT", ""),
 		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
 		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),
@@ -196,6 +200,9 @@ func (c *config) workDir() string      { return filepath.Join(c.SandboxRoot, "wo
 func (c *config) lockPath() string     { return filepath.Join(c.DataDir, "serve.lock") }
 func (c *config) logger() *slog.Logger { return newLogger(c.LogLevel) }
 func (c *config) validate() error {
+	if err := validateNodeID(c.NodeID); err != nil {
+		return err
+	}
 	if c.MaxConcurrent < 1 {
 		return fmt.Errorf("MAX_CONCURRENT_DEPLOYMENTS must be at least 1")
 	}
