@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -363,4 +364,48 @@ func checkTakenOver(t *testing.T, a, b *server, bUIDs, cUIDs []int) {
 		t.Error("the live instance's cgroups were removed")
 	}
 	t.Logf("after c started: b's cgroup dirs %d, a's %d", len(cgroupDirs(b.cgroup)), len(cgroupDirs(a.cgroup)))
+}
+
+// TestNodeID: NODE_ID names the instance in its start log; without it each
+// start gets the host name plus a fresh random suffix; a bad one stops the
+// start with a clear message.
+func TestNodeID(t *testing.T) {
+	host, _ := os.Hostname()
+	cases := []struct {
+		name    string
+		env     []string
+		wantLog string // regexp for the node_id attribute; "" = start must fail
+		wantErr string
+	}{
+		{"explicit", []string{"NODE_ID=node-7.eu"}, `"node_id":"node-7\.eu"`, ""},
+		{"default", []string{"NODE_ID="}, `"node_id":"` + regexp.QuoteMeta(host) + `-[0-9a-f]{8}"`, ""},
+		{"space", []string{"NODE_ID=bad id"}, "", `NODE_ID "bad id"`},
+		{"slash", []string{"NODE_ID=../x"}, "", `NODE_ID "../x"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.wantLog == "" {
+				cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+				cmd.Env = append(os.Environ(), tc.env...)
+				out, err := cmd.CombinedOutput()
+				if err == nil || !strings.Contains(string(out), tc.wantErr) {
+					t.Fatalf("serve with %v: %v, output %q; want a failed start naming %s", tc.env, err, out, tc.wantErr)
+				}
+				return
+			}
+			s := startServer(t, tc.env...)
+			re := regexp.MustCompile(tc.wantLog)
+			s.waitLog(re, 10*time.Second)
+			t.Logf("%s: %s", tc.name, re.FindString(s.logs.String()))
+		})
+	}
+	// Two default starts never share an id.
+	a, b := startServer(t, "NODE_ID="), startServer(t, "NODE_ID=")
+	re := regexp.MustCompile(`"libra-deploy serving","node_id":"([^"]+)"`)
+	a.waitLog(re, 10*time.Second)
+	b.waitLog(re, 10*time.Second)
+	idA, idB := re.FindStringSubmatch(a.logs.String())[1], re.FindStringSubmatch(b.logs.String())[1]
+	if idA == idB {
+		t.Fatalf("two default starts share node id %s", idA)
+	}
 }
