@@ -487,18 +487,7 @@ func (p *Provider) create(uid int, opts libra.SandboxOptions) (_ *sandbox, err e
 	if err := os.Mkdir(s.box, 0o711); err != nil {
 		return nil, fmt.Errorf("local sandbox: %w", err)
 	}
-	s.cacheDir = filepath.Join(s.box, "cache")
-	// A sandbox without an org (Check's) has nobody to share a cache with.
-	if p.cfg.CacheDir != "" && opts.OrgID != "" {
-		key := orgCacheKey(opts.OrgID)
-		p.mu.Lock()
-		if !p.cachesInUse[key] {
-			p.cachesInUse[key] = true
-			s.cacheKey = key
-			s.cacheDir = filepath.Join(p.cfg.CacheDir, key)
-		}
-		p.mu.Unlock()
-	}
+	s.chooseCache()
 	// Recorded before anything becomes the uid's: if this process dies
 	// before Destroy, the uid's next holder takes these paths back.
 	if err := p.slots[uid].record(s.handedPaths()); err != nil {
@@ -507,24 +496,8 @@ func (p *Provider) create(uid int, opts libra.SandboxOptions) (_ *sandbox, err e
 	if err := mkdirOwned(s.home, uid); err != nil {
 		return nil, err
 	}
-	if s.cacheKey == "" {
-		// No shared cache, or another build of the same org holds it: a
-		// private cache is slower but cannot be corrupted by two uids.
-		if err := mkdirOwned(s.cacheDir, uid); err != nil {
-			return nil, err
-		}
-	} else {
-		if err := os.MkdirAll(s.cacheDir, 0o700); err != nil {
-			return nil, fmt.Errorf("local sandbox: %w", err)
-		}
-		if err := chownTree(s.cacheDir, uid, uid); err != nil {
-			return nil, fmt.Errorf("local sandbox: cache: %w", err)
-		}
-		u, err := measureTree(s.cacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("local sandbox: cache: %w", err)
-		}
-		s.cacheBase = u
+	if err := s.prepareCache(); err != nil {
+		return nil, err
 	}
 
 	// The project becomes the build's. Destroy gives it back.
@@ -537,6 +510,48 @@ func (p *Provider) create(uid int, opts libra.SandboxOptions) (_ *sandbox, err e
 	}
 	p.cfg.Logger.Debug("sandbox created", "deployment", opts.DeploymentID, "uid", uid, "shared_cache", s.cacheKey != "")
 	return s, nil
+}
+
+// chooseCache picks the org's shared cache if no other sandbox holds it,
+// else a private one inside the box.
+func (s *sandbox) chooseCache() {
+	p := s.p
+	s.cacheDir = filepath.Join(s.box, "cache")
+	// A sandbox without an org (Check's) has nobody to share a cache with.
+	if p.cfg.CacheDir == "" || s.opts.OrgID == "" {
+		return
+	}
+	key := orgCacheKey(s.opts.OrgID)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.cachesInUse[key] {
+		p.cachesInUse[key] = true
+		s.cacheKey = key
+		s.cacheDir = filepath.Join(p.cfg.CacheDir, key)
+	}
+}
+
+// prepareCache gives the chosen cache to the build uid and, for a shared
+// one, measures what it holds so that only its growth counts as the
+// build's disk use.
+func (s *sandbox) prepareCache() error {
+	if s.cacheKey == "" {
+		// No shared cache, or another build of the same org holds it: a
+		// private cache is slower but cannot be corrupted by two uids.
+		return mkdirOwned(s.cacheDir, s.uid)
+	}
+	if err := os.MkdirAll(s.cacheDir, 0o700); err != nil {
+		return fmt.Errorf("local sandbox: %w", err)
+	}
+	if err := chownTree(s.cacheDir, s.uid, s.uid); err != nil {
+		return fmt.Errorf("local sandbox: cache: %w", err)
+	}
+	u, err := measureTree(s.cacheDir)
+	if err != nil {
+		return fmt.Errorf("local sandbox: cache: %w", err)
+	}
+	s.cacheBase = u
+	return nil
 }
 
 // handedPaths are the trees create gives to the build uid, with the

@@ -171,13 +171,7 @@ func TestTakeBackFromDeadHolder(t *testing.T) {
 	dir := newLockDir(t)
 	uid, other := slotTestBase+60, slotTestBase+61
 	tree, outside := t.TempDir(), filepath.Join(t.TempDir(), "outside")
-	entries := []struct {
-		rel        string
-		make       func(path string) error
-		owner      int // before
-		wantAfter  int
-		followedTo string // a symlink's target, which must keep its owner
-	}{
+	entries := []leftover{
 		{"", nil, uid, 0, ""},
 		{"file", func(p string) error { return os.WriteFile(p, []byte("left"), 0o600) }, uid, 0, ""},
 		{"sub", func(p string) error { return os.Mkdir(p, 0o700) }, uid, 0, ""},
@@ -185,31 +179,8 @@ func TestTakeBackFromDeadHolder(t *testing.T) {
 		{"newer-build", func(p string) error { return os.WriteFile(p, nil, 0o600) }, other, other, ""},
 		{"link", func(p string) error { return os.Symlink(outside, p) }, uid, 0, outside},
 	}
-	if err := os.WriteFile(outside, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(outside, uid, uid); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		p := filepath.Join(tree, e.rel)
-		if e.make != nil {
-			if err := e.make(p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Lchown(p, e.owner, e.owner); err != nil {
-			t.Fatal(err)
-		}
-	}
-	left := exec.Command("sleep", "60")
-	left.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	if err := left.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { left.Process.Kill() })
-	exited := make(chan error, 1)
-	go func() { exited <- left.Wait() }()
+	plantLeftovers(t, tree, outside, uid, entries)
+	exited := startAsUID(t, uid)
 
 	dead, err := claimSlot(dir, uid, "dead-node")
 	if err != nil {
@@ -248,4 +219,50 @@ func TestTakeBackFromDeadHolder(t *testing.T) {
 	if rec := describeHolder(next.f.Name()); rec != "node next-node, pid "+strconv.Itoa(os.Getpid()) {
 		t.Errorf("slot record after take-back: %s", rec)
 	}
+}
+
+// leftover is one entry a dead holder's build left in a recorded tree.
+type leftover struct {
+	rel        string
+	make       func(path string) error
+	owner      int // before
+	wantAfter  int
+	followedTo string // a symlink's target, which must keep its owner
+}
+
+// plantLeftovers creates the entries below tree, and outside it a file of
+// uid's that a symlink among them points to.
+func plantLeftovers(t *testing.T, tree, outside string, uid int, entries []leftover) {
+	t.Helper()
+	if err := os.WriteFile(outside, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(outside, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(tree, e.rel)
+		if e.make != nil {
+			if err := e.make(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Lchown(p, e.owner, e.owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startAsUID starts a long sleep as uid; the channel reports its end.
+func startAsUID(t *testing.T, uid int) <-chan error {
+	t.Helper()
+	left := exec.Command("sleep", "60")
+	left.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	if err := left.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { left.Process.Kill() })
+	exited := make(chan error, 1)
+	go func() { exited <- left.Wait() }()
+	return exited
 }
