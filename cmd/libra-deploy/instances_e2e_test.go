@@ -43,6 +43,7 @@ func TestTwoInstancesOneHost(t *testing.T) {
 	if !overlapping(probesA, probesB) {
 		t.Fatalf("no build of a ran while one of b ran: the test proves nothing\na: %+v\nb: %+v", probesA, probesB)
 	}
+	checkClaimFds(t, a)
 
 	// b dies with three builds running: their cgroups, processes and
 	// working directories are left to their uids.
@@ -407,5 +408,30 @@ func TestNodeID(t *testing.T) {
 	idA, idB := re.FindStringSubmatch(a.logs.String())[1], re.FindStringSubmatch(b.logs.String())[1]
 	if idA == idB {
 		t.Fatalf("two default starts share node id %s", idA)
+	}
+}
+
+// checkClaimFds: after builds, an instance holds exactly one descriptor per
+// claimed uid plus one for its cgroup parent in the host lock directory (a
+// build neither leaks nor drops a claim), and few descriptors overall.
+func checkClaimFds(t *testing.T, s *server) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && strings.HasPrefix(target, "/run/libra-deploy/") {
+			claims++
+		}
+	}
+	t.Logf("instance holds %d descriptors, %d of them host-wide claims", len(fds), claims)
+	if claims != 5+1 {
+		t.Errorf("%d claim descriptors, want 6 (5 uids and the cgroup parent)", claims)
+	}
+	if len(fds) > 200 {
+		t.Errorf("%d descriptors open after builds: want far fewer than 200", len(fds))
 	}
 }

@@ -152,7 +152,10 @@ func readAll(f *os.File) ([]byte, error) {
 }
 
 // record replaces the slot file's content. Writing in place is enough: the
-// file must survive the process, not the host (it lives on a tmpfs).
+// file must survive the process, not the host (it lives on a tmpfs). A
+// write torn by a kill is harmless too: create records before it hands
+// anything to the uid, and Destroy clears the record only after taking
+// everything back, so at both moments the uid holds nothing.
 func (s *uidSlot) record(paths []handedPath) error {
 	data, err := json.Marshal(slotRecord{Node: s.node, PID: os.Getpid(), Paths: paths})
 	if err != nil {
