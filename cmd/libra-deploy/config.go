@@ -16,11 +16,8 @@ import (
 // config is every setting of the service. Each field has an environment
 // variable (the seed's name where it had one) and most have a flag; flags win.
 type config struct {
-	Addr    string
-	DataDir string
-	// NodeID names this instance (NODE_ID; default: host name plus a
-	// random suffix per start, see node.go).
-	NodeID      string
+	Addr        string
+	DataDir     string
 	Environment string
 	LogLevel    string
 
@@ -78,6 +75,10 @@ type config struct {
 	OutputLimitMB     int
 	BuildLogLimitMB   int
 
+	// NodeID names this instance (NODE_ID; default: host name plus a
+	// random suffix per start, see node.go).
+	NodeID string
+
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
 }
@@ -123,7 +124,6 @@ func loadConfig() *config {
 	c := &config{
 		Addr:            ":" + env("PORT", "3008"),
 		DataDir:         env("DATA_DIR", "./data"),
-		NodeID:          env("NODE_ID", defaultNodeID()),
 		Environment:     env("ENVIRONMENT", "development"),
 		LogLevel:        env("LOG_LEVEL", "info"),
 		QueueName:       env("DEPLOYMENT_QUEUE_NAME", "deployment-queue"),
@@ -143,12 +143,14 @@ func loadConfig() *config {
 
 		DNSResolver: env("DNS_RESOLVER", ""),
 
+		NodeID: env("NODE_ID", defaultNodeID()),
+
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
-		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 0), // 0: the host-wide pool, see bwrap.Config
-		SandboxCgroup:     env("SANDBOX_CGROUP", ""),     // empty: defaultSandboxCgroup
+		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 0),
+		SandboxCgroup:     env("SANDBOX_CGROUP", ""), // empty: defaultSandboxCgroup
 		SandboxRoot:       env("SANDBOX_ROOT", ""),
 		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
 		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),
