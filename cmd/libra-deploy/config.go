@@ -80,6 +80,10 @@ type config struct {
 	OutputLimitMB     int
 	BuildLogLimitMB   int
 
+	// NodeID names this instance (NODE_ID; default: host name plus a
+	// random suffix per start, see node.go).
+	NodeID string
+
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
 }
@@ -144,11 +148,13 @@ func loadConfig() *config {
 
 		DNSResolver: env("DNS_RESOLVER", ""),
 
+		NodeID: env("NODE_ID", defaultNodeID()),
+
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
-		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 200000),
+		SandboxUIDBase:    envInt("SANDBOX_UID_BASE", 0),
 		SandboxCgroup:     env("SANDBOX_CGROUP", ""), // empty: defaultSandboxCgroup
 		SandboxRoot:       env("SANDBOX_ROOT", ""),
 		SandboxProxyPorts: env("SANDBOX_PROXY_PORTS", "443"),
@@ -203,6 +209,9 @@ func (c *config) workDir() string      { return filepath.Join(c.SandboxRoot, "wo
 func (c *config) lockPath() string     { return filepath.Join(c.DataDir, "serve.lock") }
 func (c *config) logger() *slog.Logger { return newLogger(c.LogLevel) }
 func (c *config) validate() error {
+	if err := validateNodeID(c.NodeID); err != nil {
+		return err
+	}
 	if c.MaxConcurrent < 1 {
 		return fmt.Errorf("MAX_CONCURRENT_DEPLOYMENTS must be at least 1")
 	}

@@ -30,6 +30,7 @@ func newSandboxes(ctx context.Context, c *config, logger *slog.Logger) (libra.Sa
 			StateDir:          c.sandboxDir(),
 			CacheDir:          c.cacheDir() + "/pm",
 			UIDBase:           c.SandboxUIDBase,
+			NodeID:            c.NodeID,
 			UIDCount:          c.MaxConcurrent,
 			CgroupParent:      cmp.Or(c.SandboxCgroup, defaultSandboxCgroup(c.DataDir)),
 			MemoryLimit:       int64(c.SandboxMemoryMB) << 20,

@@ -294,7 +294,7 @@ func (s *service) serveUntilDone(ctx context.Context, srv *http1.Server, ln net.
 	c := s.c
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	s.log.Info("libra-deploy serving", "addr", ln.Addr().String(), "data_dir", c.DataDir, "sandbox_root", c.SandboxRoot, "version", version,
+	s.log.Info("libra-deploy serving", "node_id", c.NodeID, "addr", ln.Addr().String(), "data_dir", c.DataDir, "sandbox_root", c.SandboxRoot, "version", version,
 		"max_concurrent", c.MaxConcurrent, "queue", c.QueueName, "sites_domain", c.SitesDomain)
 	// Also on stdout, whatever the log level: scripts (and the tests) wait
 	// for this line, and with --addr :0 it is how they learn the port.

@@ -33,6 +33,15 @@ type cgroupManager interface {
 	removeStale() error
 	// close kills and removes every sandbox cgroup and the parent.
 	close() error
+	// key names the parent host-wide: its directory (in the pids
+	// hierarchy on v1).
+	key() string
+	// siblings lists the cgroups at the parent's level, by name relative
+	// to the service's own cgroup: other instances' parents among them.
+	siblings() ([]string, error)
+	// other is the manager of another parent at the same level, without
+	// creating anything: to remove a dead instance's cgroups.
+	other(name string) cgroupManager
 }
 
 // cgroup is one sandbox's cgroup. The cgroup is the unit of killing: every

@@ -14,20 +14,53 @@ import (
 // and cpu when present), each below the service's own cgroup in that
 // hierarchy.
 type cgroupV1 struct {
+	own     map[string]string // controller → the service's own cgroup directory
+	name    string            // the parent's name below own
 	parents map[string]string // controller → parent cgroup directory
 	lim     cgroupLimits
 }
 
 func newCgroupV1(own map[string]string, parent string, lim cgroupLimits) (*cgroupV1, error) {
-	m := &cgroupV1{parents: map[string]string{}, lim: lim}
-	for c, dir := range own {
-		p := filepath.Join(dir, parent)
+	m := v1Parent(own, parent, lim)
+	for c, p := range m.parents {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return nil, fmt.Errorf("cgroup v1 %s: %w", c, err)
 		}
-		m.parents[c] = p
 	}
 	return m, nil
+}
+
+// v1Parent describes the parent name below own without creating anything.
+func v1Parent(own map[string]string, name string, lim cgroupLimits) *cgroupV1 {
+	m := &cgroupV1{own: own, name: name, parents: map[string]string{}, lim: lim}
+	for c, dir := range own {
+		m.parents[c] = filepath.Join(dir, name)
+	}
+	return m
+}
+
+// key is the pids hierarchy's parent directory: pids is always present.
+func (m *cgroupV1) key() string { return m.parents["pids"] }
+
+func (m *cgroupV1) other(name string) cgroupManager { return v1Parent(m.own, name, m.lim) }
+
+func (m *cgroupV1) siblings() ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, dir := range m.own {
+		names, err := subdirs(filepath.Join(dir, filepath.Dir(m.name)))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			rel := filepath.Join(filepath.Dir(m.name), n)
+			if rel != m.name && !seen[rel] {
+				seen[rel] = true
+				out = append(out, rel)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (m *cgroupV1) version() string { return "v1" }

@@ -13,6 +13,8 @@ import (
 // cgroupV2 manages sandbox cgroups in the unified hierarchy, below
 // <own cgroup>/<parent>.
 type cgroupV2 struct {
+	own    string // the service's own cgroup directory
+	name   string // the parent's name below own
 	parent string
 	lim    cgroupLimits
 	ctrls  string // "+memory +pids [+cpu]" for cgroup.subtree_control
@@ -25,7 +27,7 @@ type cgroupV2 struct {
 const serviceLeaf = "service"
 
 func newCgroupV2(own, mountpoint, parent string, lim cgroupLimits) (*cgroupV2, error) {
-	m := &cgroupV2{parent: filepath.Join(own, parent), lim: lim, ctrls: "+memory +pids"}
+	m := &cgroupV2{own: own, name: parent, parent: filepath.Join(own, parent), lim: lim, ctrls: "+memory +pids"}
 	if lim.cpuQuota > 0 || lim.cpuWeight > 0 {
 		m.ctrls += " +cpu"
 	}
@@ -66,6 +68,26 @@ func (m *cgroupV2) delegate(own string, isRoot bool) error {
 }
 
 func (m *cgroupV2) version() string { return "v2" }
+
+func (m *cgroupV2) key() string { return m.parent }
+
+func (m *cgroupV2) other(name string) cgroupManager {
+	return &cgroupV2{own: m.own, name: name, parent: filepath.Join(m.own, name), lim: m.lim, ctrls: m.ctrls}
+}
+
+func (m *cgroupV2) siblings() ([]string, error) {
+	names, err := subdirs(filepath.Join(m.own, filepath.Dir(m.name)))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		if rel := filepath.Join(filepath.Dir(m.name), n); rel != m.name {
+			out = append(out, rel)
+		}
+	}
+	return out, nil
+}
 
 func (m *cgroupV2) create(name string) (cgroup, error) {
 	g := &cgroupV2Group{dir: filepath.Join(m.parent, name)}

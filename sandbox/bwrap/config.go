@@ -34,19 +34,32 @@ type Config struct {
 	// reachability rule as StateDir.
 	CacheDir string
 
-	// UIDBase and UIDCount define the pool of build uids
-	// [UIDBase, UIDBase+UIDCount); each uid doubles as the gid. UIDCount is the
-	// provider's maximum number of live sandboxes: Create waits for a free uid.
-	// The range must not belong to anything else on the host (keep it above
-	// /etc/subuid ranges). Defaults: 200000 and 5 (MAX_CONCURRENT_DEPLOYMENTS).
+	// UIDCount build uids are claimed host-wide at New and held until
+	// Close; each uid doubles as the gid. UIDCount is the provider's maximum
+	// number of live sandboxes: Create waits for a free uid. With UIDBase 0
+	// (the default) they are the lowest free uids of the host-wide pool
+	// [DefaultUIDBase, DefaultUIDBase+DefaultUIDPoolSize), which every
+	// instance on the host shares. An explicit UIDBase claims exactly
+	// [UIDBase, UIDBase+UIDCount), and New fails if another live instance
+	// holds one of them. The uids must not belong to anything else on the
+	// host (keep them above /etc/subuid ranges). UIDCount default: 5
+	// (MAX_CONCURRENT_DEPLOYMENTS).
 	UIDBase  int
 	UIDCount int
 
 	// CgroupParent names the cgroup, below the service's own cgroup, that
-	// holds one child cgroup per sandbox. Anything found in it at New is a
-	// leftover of an earlier run and is killed and removed. Default:
-	// "libra-sandbox".
+	// holds one child cgroup per sandbox. New claims it host-wide (it fails
+	// if another live instance has it); anything found in it is a leftover
+	// of an earlier run and is killed and removed. Default: "libra-sandbox".
 	CgroupParent string
+
+	// HostLockDir holds the host-wide claims on build uids and cgroup
+	// parents (see hostlock.go); every instance on a host must use the same
+	// one. Default: /run/libra-deploy.
+	HostLockDir string
+	// NodeID names this instance in its claims, for an operator asking who
+	// holds a uid. Default: the host name.
+	NodeID string
 
 	// MemoryLimit caps the sandbox's memory, page cache and tmpfs included
 	// (cgroup memory). Default: 2 GiB.
@@ -113,6 +126,7 @@ type Config struct {
 // Defaults for Config.
 const (
 	DefaultUIDBase        = 200000
+	DefaultUIDPoolSize    = 1000
 	DefaultUIDCount       = 5
 	DefaultMemoryLimit    = 2 << 30
 	DefaultPidsLimit      = 512
@@ -142,11 +156,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
-	if c.UIDBase == 0 {
-		c.UIDBase = DefaultUIDBase
-	}
 	if c.UIDCount == 0 {
 		c.UIDCount = DefaultUIDCount
+	}
+	if c.HostLockDir == "" {
+		c.HostLockDir = DefaultHostLockDir
+	}
+	if c.NodeID == "" {
+		c.NodeID, _ = os.Hostname()
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = DefaultCgroupParent
@@ -186,8 +203,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 
 	switch {
-	case c.UIDBase < 1000 || c.UIDCount < 1 || c.UIDBase+c.UIDCount > 1<<31-2:
+	case c.UIDBase == 0 && (c.UIDCount < 1 || c.UIDCount > DefaultUIDPoolSize):
+		return c, fmt.Errorf("sandbox uid count %d: must be between 1 and %d", c.UIDCount, DefaultUIDPoolSize)
+	case c.UIDBase != 0 && (c.UIDBase < 1000 || c.UIDCount < 1 || c.UIDBase+c.UIDCount > 1<<31-2):
 		return c, fmt.Errorf("sandbox uid range %d+%d: must lie in [1000, 2^31-2)", c.UIDBase, c.UIDCount)
+	case !filepath.IsAbs(c.HostLockDir):
+		return c, fmt.Errorf("sandbox host lock dir %q: must be absolute", c.HostLockDir)
 	case c.MemoryLimit < 16<<20:
 		return c, fmt.Errorf("sandbox memory limit %d: below 16 MiB", c.MemoryLimit)
 	case c.PidsLimit < 8:

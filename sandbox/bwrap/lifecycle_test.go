@@ -158,6 +158,10 @@ func TestCheck(t *testing.T) {
 		{"bad cgroup parent", func(c *Config) { c.CgroupParent = "../escape" }, "cgroup parent"},
 		{"bad allow-list", func(c *Config) { c.ProxyAllowedHosts = []string{"*"} }, "bad allowed host"},
 		{"memory limit too small", func(c *Config) { c.MemoryLimit = 1 << 20 }, "memory limit"},
+		// Another live provider's cgroup parent or uids are never shared,
+		// and refusing them must leave that provider's cgroups alone.
+		{"cgroup parent of a live provider", func(c *Config) { c.CgroupParent = shared.cfg.CgroupParent }, "in use by another live instance"},
+		{"uid of a live provider", func(c *Config) { c.UIDBase = shared.cfg.UIDBase + 1 }, "held by a live process"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,6 +179,13 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("New: %v, want an error about %q", err, tc.wantErr)
 			}
 		})
+	}
+
+	shared.mu.Lock()
+	shared.checkedAt = time.Time{}
+	shared.mu.Unlock()
+	if err := shared.Check(context.Background()); err != nil {
+		t.Fatalf("Check after refused providers: %v", err)
 	}
 
 	// A work dir the build uid cannot reach is refused at Create, not at the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +30,10 @@ type Provider struct {
 	static  []string // bwrap options shared by every sandbox
 	cg      cgroupManager
 	proxy   ProxyConfig
-	lock    *os.File // flock on StateDir: one provider per StateDir
-	uids    chan int // free build uids
+	lock    *os.File         // flock on StateDir: one provider per StateDir
+	cgLock  *os.File         // host-wide claim on the cgroup parent
+	slots   map[int]*uidSlot // the build uids claimed host-wide; fixed after New
+	uids    chan int         // free build uids, all of them in slots
 
 	mu          sync.Mutex
 	cachesInUse map[string]bool // org cache directories bound by a live sandbox
@@ -77,17 +80,29 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cachesInUse: map[string]bool{},
 	}
 	if err := p.init(ctx); err != nil {
-		if p.cg != nil {
-			_ = p.cg.close()
-		}
-		if p.lock != nil {
-			p.lock.Close()
-		}
+		p.release()
 		return nil, fmt.Errorf("local sandbox: %w", err)
 	}
 	cfg.Logger.Info("local sandbox ready", "bwrap", bw, "cgroup", p.cg.version(), "cgroup_parent", cfg.CgroupParent,
-		"uids", fmt.Sprintf("%d-%d", cfg.UIDBase, cfg.UIDBase+cfg.UIDCount-1), "proxy_allow", p.proxy.AllowedHosts)
+		"uids", p.uidList(), "node_id", cfg.NodeID, "proxy_allow", p.proxy.AllowedHosts)
 	return p, nil
+}
+
+// release undoes what a failed init did. The cgroup parent is only removed
+// when it is ours: p.cg is set once its lock is held.
+func (p *Provider) release() {
+	if p.cg != nil {
+		_ = p.cg.close()
+	}
+	if p.cgLock != nil {
+		_ = unlockRemove(p.cgLock)
+	}
+	for _, s := range p.slots {
+		s.f.Close()
+	}
+	if p.lock != nil {
+		p.lock.Close()
+	}
 }
 
 func (p *Provider) init(ctx context.Context) error {
@@ -114,20 +129,67 @@ func (p *Provider) init(ctx context.Context) error {
 	if _, err := NewProxy(p.proxy); err != nil {
 		return err
 	}
+	if err := p.claimCgroup(); err != nil {
+		return err
+	}
+	return p.claimUIDs()
+}
+
+// claimCgroup takes the cgroup parent host-wide, empties it of an earlier
+// run's leftovers, and removes the parents of dead instances next to it.
+func (p *Provider) claimCgroup() error {
+	cfg := p.cfg
+	if err := prepareHostLockDir(cfg.HostLockDir); err != nil {
+		return err
+	}
 	cg, err := newCgroupManager(cfg.CgroupParent, cgroupLimits{
 		memory: cfg.MemoryLimit, pids: cfg.PidsLimit, cpuQuota: cfg.CPUQuota, cpuWeight: cfg.CPUWeight,
 	})
 	if err != nil {
 		return err
 	}
+	if p.cgLock, err = lockCgroupParent(cfg.HostLockDir, cg, cfg.NodeID); err != nil {
+		return err
+	}
 	p.cg = cg
 	if err := p.cg.removeStale(); err != nil {
 		return fmt.Errorf("remove leftover cgroups: %w", err)
 	}
-	for i := range cfg.UIDCount {
-		p.uids <- cfg.UIDBase + i
+	// Not fatal: a dead instance's cgroup that cannot be removed now is
+	// tried again by the next start, and costs nothing but a directory.
+	if err := removeDeadSiblings(cfg.HostLockDir, cg, cfg.Logger); err != nil {
+		cfg.Logger.Warn("could not remove a dead instance's cgroups", "err", err)
 	}
 	return nil
+}
+
+// claimUIDs takes the build uids host-wide and fills the free pool.
+func (p *Provider) claimUIDs() error {
+	cfg := p.cfg
+	req := slotRequest{dir: cfg.HostLockDir, base: cfg.UIDBase, span: cfg.UIDCount, want: cfg.UIDCount, node: cfg.NodeID, exact: true}
+	if cfg.UIDBase == 0 {
+		req.base, req.span, req.exact = DefaultUIDBase, DefaultUIDPoolSize, false
+	}
+	slots, err := claimUIDs(req, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	p.slots = make(map[int]*uidSlot, len(slots))
+	for _, s := range slots {
+		p.slots[s.uid] = s
+		p.uids <- s.uid
+	}
+	return nil
+}
+
+// uidList is the claimed uids, ascending, for a log line.
+func (p *Provider) uidList() string {
+	slots := make([]*uidSlot, 0, len(p.slots))
+	for _, s := range p.slots {
+		slots = append(slots, s)
+	}
+	slices.SortFunc(slots, func(a, b *uidSlot) int { return a.uid - b.uid })
+	return uidList(slots)
 }
 
 // proxySharedLimit is the cap all sandboxes' proxies draw from: what every
@@ -274,6 +336,14 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // unusable afterwards.
 func (p *Provider) Close() error {
 	err := p.cg.close()
+	if err == nil {
+		// Otherwise a build may still run: the parent and the uids stay
+		// claimed until this process is gone.
+		err = unlockRemove(p.cgLock)
+		for _, s := range p.slots {
+			s.f.Close()
+		}
+	}
 	if p.lock != nil {
 		p.lock.Close()
 	}
@@ -417,40 +487,17 @@ func (p *Provider) create(uid int, opts libra.SandboxOptions) (_ *sandbox, err e
 	if err := os.Mkdir(s.box, 0o711); err != nil {
 		return nil, fmt.Errorf("local sandbox: %w", err)
 	}
+	s.chooseCache()
+	// Recorded before anything becomes the uid's: if this process dies
+	// before Destroy, the uid's next holder takes these paths back.
+	if err := p.slots[uid].record(s.handedPaths()); err != nil {
+		return nil, fmt.Errorf("local sandbox: %w", err)
+	}
 	if err := mkdirOwned(s.home, uid); err != nil {
 		return nil, err
 	}
-
-	s.cacheDir = filepath.Join(s.box, "cache")
-	// A sandbox without an org (Check's) has nobody to share a cache with.
-	if p.cfg.CacheDir != "" && opts.OrgID != "" {
-		key := orgCacheKey(opts.OrgID)
-		p.mu.Lock()
-		if !p.cachesInUse[key] {
-			p.cachesInUse[key] = true
-			s.cacheKey = key
-			s.cacheDir = filepath.Join(p.cfg.CacheDir, key)
-		}
-		p.mu.Unlock()
-	}
-	if s.cacheKey == "" {
-		// No shared cache, or another build of the same org holds it: a
-		// private cache is slower but cannot be corrupted by two uids.
-		if err := mkdirOwned(s.cacheDir, uid); err != nil {
-			return nil, err
-		}
-	} else {
-		if err := os.MkdirAll(s.cacheDir, 0o700); err != nil {
-			return nil, fmt.Errorf("local sandbox: %w", err)
-		}
-		if err := chownTree(s.cacheDir, uid, uid); err != nil {
-			return nil, fmt.Errorf("local sandbox: cache: %w", err)
-		}
-		u, err := measureTree(s.cacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("local sandbox: cache: %w", err)
-		}
-		s.cacheBase = u
+	if err := s.prepareCache(); err != nil {
+		return nil, err
 	}
 
 	// The project becomes the build's. Destroy gives it back.
@@ -463,6 +510,60 @@ func (p *Provider) create(uid int, opts libra.SandboxOptions) (_ *sandbox, err e
 	}
 	p.cfg.Logger.Debug("sandbox created", "deployment", opts.DeploymentID, "uid", uid, "shared_cache", s.cacheKey != "")
 	return s, nil
+}
+
+// chooseCache picks the org's shared cache if no other sandbox holds it,
+// else a private one inside the box.
+func (s *sandbox) chooseCache() {
+	p := s.p
+	s.cacheDir = filepath.Join(s.box, "cache")
+	// A sandbox without an org (Check's) has nobody to share a cache with.
+	if p.cfg.CacheDir == "" || s.opts.OrgID == "" {
+		return
+	}
+	key := orgCacheKey(s.opts.OrgID)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.cachesInUse[key] {
+		p.cachesInUse[key] = true
+		s.cacheKey = key
+		s.cacheDir = filepath.Join(p.cfg.CacheDir, key)
+	}
+}
+
+// prepareCache gives the chosen cache to the build uid and, for a shared
+// one, measures what it holds so that only its growth counts as the
+// build's disk use.
+func (s *sandbox) prepareCache() error {
+	if s.cacheKey == "" {
+		// No shared cache, or another build of the same org holds it: a
+		// private cache is slower but cannot be corrupted by two uids.
+		return mkdirOwned(s.cacheDir, s.uid)
+	}
+	if err := os.MkdirAll(s.cacheDir, 0o700); err != nil {
+		return fmt.Errorf("local sandbox: %w", err)
+	}
+	if err := chownTree(s.cacheDir, s.uid, s.uid); err != nil {
+		return fmt.Errorf("local sandbox: cache: %w", err)
+	}
+	u, err := measureTree(s.cacheDir)
+	if err != nil {
+		return fmt.Errorf("local sandbox: cache: %w", err)
+	}
+	s.cacheBase = u
+	return nil
+}
+
+// handedPaths are the trees create gives to the build uid, with the
+// owners Destroy gives them back to.
+func (s *sandbox) handedPaths() []handedPath {
+	root := handedPath{Path: s.box, UID: os.Geteuid(), GID: os.Getegid()}
+	paths := []handedPath{root, {Path: s.workDir, UID: s.workOwner[0], GID: s.workOwner[1]}}
+	if s.cacheKey != "" {
+		root.Path = s.cacheDir
+		paths = append(paths, root)
+	}
+	return paths
 }
 
 func mkdirOwned(dir string, uid int) error {

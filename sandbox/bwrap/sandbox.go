@@ -643,6 +643,11 @@ func (s *sandbox) Destroy(context.Context) error {
 			errs = append(errs, err)
 		} else {
 			s.boxRemoved = true
+			// Everything handed to the uid is back: a later holder has
+			// nothing to take back. A stale record only costs it a walk.
+			if err := s.p.slots[s.uid].record(nil); err != nil {
+				s.p.cfg.Logger.Warn("sandbox destroyed, but its uid's record stays", "uid", s.uid, "err", err)
+			}
 			s.p.uids <- s.uid
 			s.p.cfg.Logger.Debug("sandbox destroyed", "deployment", s.opts.DeploymentID, "uid", s.uid)
 		}
