@@ -202,4 +202,3 @@ func testQuotaUnderConcurrency(t *testing.T, s libra.Store) {
 	}
 	t.Logf("quota under concurrency: %d of %d accepted against a limit of %d", accepted, tries, limit)
 }
-
