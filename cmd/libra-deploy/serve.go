@@ -109,11 +109,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// A process that died mid-deployment left its jobs "running" and maybe
 	// deployments that can never finish: hand the jobs back before working.
-	rescued, err := db.RescueOrphans(ctx, c.QueueName)
-	if err != nil {
-		return err
-	}
-	lost, err := db.FailLostDeployments(ctx)
+	rescued, lost, err := db.RecoverAtStart(ctx, c.QueueName)
 	if err != nil {
 		return err
 	}
