@@ -75,6 +75,36 @@ func TestPostgresDeployEndToEnd(t *testing.T) {
 	}
 	checkPostgresState(t, s, dbURL, id)
 	pickupOnPostgres(t, s, tok, dbURL)
+	idleCPU(t, s.cmd.Process.Pid)
+}
+
+// idleCPU measures what an idle node costs on PostgreSQL, where River
+// polls only as a fallback to NOTIFY.
+func idleCPU(t *testing.T, pid int) {
+	t.Helper()
+	const window = 5 * time.Second
+	before := cpuOf(t, pid)
+	time.Sleep(window)
+	used := cpuOf(t, pid) - before
+	t.Logf("idle node on PostgreSQL: %.2f CPU-seconds over %s (%.1f %% of a core)", used, window, used/window.Seconds()*100)
+	if used > window.Seconds()/4 {
+		t.Errorf("an idle node used %.2f CPU-seconds in %s", used, window)
+	}
+}
+
+// cpuOf returns a process's user+system CPU time in seconds.
+func cpuOf(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which may hold spaces: utime and
+	// stime are the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	user, _ := strconv.ParseFloat(f[11], 64)
+	sys, _ := strconv.ParseFloat(f[12], 64)
+	return (user + sys) / 100 // USER_HZ
 }
 
 // checkPostgresState: the deployment is a PostgreSQL row, SQLite was never
@@ -179,4 +209,43 @@ func processFigures(t *testing.T, pid int) (float64, int) {
 		t.Fatal(err)
 	}
 	return kb / 1024, len(fds)
+}
+
+// Dead letters on PostgreSQL: a deployment that fails on every attempt is
+// refunded and listed by `dlq list`; `dlq retry` re-queues it (Requeue and
+// River's JobRetryTx in one transaction), it completes, and its quota is
+// charged again.
+func TestPostgresDeadLetterAndRetry(t *testing.T) {
+	dbURL := pgtest.Database(t, pgTemplate)
+	s := startServer(t, "POSTGRES_URL="+dbURL, "LIBRA_TEST_HOOKS=sync@doomed:transient:3")
+	tok := pgAdmin(t, s, dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
+	pgAdmin(t, s, dbURL, "project", "create", "--org", "acme", "--id", "doomed")
+	pgAdmin(t, s, dbURL, "quota", "set", "--org", "acme", "--limit", "5")
+	id := s.deploy(tok, staticSite("acme", "doomed", 1)).str("deploymentId")
+	if st := s.waitFinal(id, 30*time.Second); st.str("status") != "failed" || !strings.Contains(st.str("error"), "after 3 attempts") {
+		t.Fatalf("deployment: %s", st.body)
+	}
+	if out := pgAdmin(t, s, dbURL, "quota", "show", "--org", "acme"); !strings.Contains(out, "0 used") {
+		t.Fatalf("quota after a platform failure: %q", out)
+	}
+	var list string
+	for i := 0; i < 100 && !strings.Contains(list, id); i++ {
+		time.Sleep(50 * time.Millisecond) // the job is discarded just after the deployment is saved
+		list = pgAdmin(t, s, dbURL, "dlq", "list")
+	}
+	if !strings.Contains(list, id) || !strings.Contains(list, ": 1 deployments") {
+		t.Fatalf("dlq list: %q", list)
+	}
+	if out := pgAdmin(t, s, dbURL, "dlq", "retry", id); !strings.Contains(out, "re-queued") {
+		t.Fatalf("dlq retry: %q", out)
+	}
+	if st := s.waitFinal(id, 20*time.Second); st.str("status") != "completed" {
+		t.Fatalf("after dlq retry: %s", st.body)
+	}
+	if out := pgAdmin(t, s, dbURL, "quota", "show", "--org", "acme"); !strings.Contains(out, "1 used") {
+		t.Fatalf("quota after the retry: %q", out)
+	}
+	if out := pgAdmin(t, s, dbURL, "dlq", "list"); strings.Contains(out, id) {
+		t.Fatalf("still dead-lettered: %q", out)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -96,6 +97,11 @@ func openPostgres(ctx context.Context, url string, c *config, runner queue.Runne
 	if err != nil {
 		return nil, nil, err
 	}
+	// River's riverpgxv5 wakes a worker by NOTIFY within milliseconds, so
+	// polling is only the fallback: River's own default of 1 s, not the
+	// 30 ms that SQLite (no NOTIFY) needs. Measured here: pickup p50
+	// 3.3 ms with 30 ms polling, 3.6 ms with 1 s; idle CPU 3.2 % and 0.5 %.
+	qc.FetchPollInterval = time.Second
 	q, err := queue.New[pgx.Tx](riverpgxv5.New(db.Pool), runner, qc)
 	if err != nil {
 		db.Close()
