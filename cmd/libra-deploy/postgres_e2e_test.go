@@ -124,6 +124,15 @@ func checkPostgresState(t *testing.T, s *server, dbURL, id string) {
 	if out := pgAdmin(t, s, dbURL, "dlq", "list"); !strings.Contains(out, ": 0 deployments") {
 		t.Errorf("dlq list: %q", out)
 	}
+	if out := pgAdmin(t, s, dbURL, "gc", "--dry-run"); !strings.Contains(out, "artifacts:") {
+		t.Errorf("gc --dry-run: %q", out)
+	}
+	// The database's size is PostgreSQL's, not that of a SQLite file
+	// that does not exist.
+	if out := pgAdmin(t, s, dbURL, "disk"); !strings.Contains(out, "database: ") || strings.Contains(out, "database: 0 B") ||
+		!strings.Contains(out, "website") {
+		t.Errorf("disk: %q", out)
+	}
 	if strings.Contains(s.logs.String(), dbURL) {
 		t.Error("the server logged POSTGRES_URL")
 	}

@@ -147,3 +147,27 @@ func (s *postgresState) RecoverAtStart(ctx context.Context, _ string) (int64, in
 func (s *postgresState) Requeue(ctx context.Context, id string) error {
 	return s.DB.Requeue(ctx, id, s.q.RetryTx)
 }
+
+// databaseBytes is the size of the state database: SQLite's files, or what
+// PostgreSQL reports for the database POSTGRES_URL names.
+func databaseBytes(ctx context.Context, c *config) (int64, error) {
+	if url := postgresURL(); url != "" {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return 0, fmt.Errorf("connect to PostgreSQL: %w", err)
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("database size: %w", err)
+		}
+		return n, nil
+	}
+	var n int64
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if info, err := os.Stat(c.dbPath() + suffix); err == nil {
+			n += info.Size()
+		}
+	}
+	return n, nil
+}
