@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -54,12 +53,12 @@ func (db *DB) Requeue(ctx context.Context, id string, retry func(ctx context.Con
 }
 
 func resetDeployment(ctx context.Context, tx pgx.Tx, id, org, month string, refunded bool) error {
-	steps, err := json.Marshal(libra.NewStepStates())
+	steps, err := storesql.EncodeSteps(libra.NewStepStates())
 	if err != nil {
-		return fmt.Errorf("encode steps: %w", err)
+		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'queued', current_step = '', progress = 0, steps = $1,
-		error = '', finished_at = NULL, quota_refunded = false WHERE id = $2`, string(steps), id); err != nil {
+		error = '', finished_at = NULL, quota_refunded = false WHERE id = $2`, steps, id); err != nil {
 		return fmt.Errorf("reset deployment: %w", err)
 	}
 	if !refunded {

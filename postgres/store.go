@@ -199,7 +199,7 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 
 // UpdateDeployment saves a deployment's mutable state and appends logs.
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
-	steps, _, err := storesql.EncodeDeployment(&libra.Deployment{Steps: d.Steps})
+	steps, err := storesql.EncodeSteps(d.Steps)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -154,9 +153,9 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 
 // UpdateDeployment saves a deployment's mutable state and appends logs.
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
-	steps, err := json.Marshal(d.Steps)
+	steps, err := storesql.EncodeSteps(d.Steps)
 	if err != nil {
-		return fmt.Errorf("encode steps: %w", err)
+		return err
 	}
 	tx, err := db.Writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -166,7 +165,7 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	_, err = tx.ExecContext(ctx,
 		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
 		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
-		d.Status, d.CurrentStep, d.Progress, string(steps), d.Error, d.URL, d.Attempt,
+		d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
 		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)

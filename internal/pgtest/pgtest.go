@@ -31,12 +31,13 @@ import (
 type Prepare func(ctx context.Context, url string) error
 
 var (
-	startOnce  sync.Once
-	current    *cluster
-	startErr   error
-	templateMu sync.Mutex
-	templated  bool
-	dbSeq      atomic.Int64
+	startOnce   sync.Once
+	current     *cluster
+	startErr    error
+	templateMu  sync.Mutex
+	templated   bool
+	templateErr error
+	dbSeq       atomic.Int64
 )
 
 // Main runs the tests and then stops the cluster, if one was started.
@@ -83,19 +84,25 @@ func Empty(t testing.TB) string {
 	return server(t).create(t, "template0")
 }
 
+// ensureTemplate makes the template once; a failure is kept and returned
+// to every later test rather than retried against a half-made database.
 func (c *cluster) ensureTemplate(ctx context.Context, prepare Prepare) error {
 	templateMu.Lock()
 	defer templateMu.Unlock()
-	if templated {
-		return nil
+	if !templated {
+		templated = true
+		templateErr = c.makeTemplate(ctx, prepare)
 	}
+	return templateErr
+}
+
+func (c *cluster) makeTemplate(ctx context.Context, prepare Prepare) error {
 	if err := c.admin(ctx, `CREATE DATABASE migrated`); err != nil {
 		return err
 	}
 	if err := prepare(ctx, c.url("migrated")); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	templated = true
 	return nil
 }
 

@@ -66,17 +66,26 @@ func Rebind(query string) string {
 	return sb.String()
 }
 
+// EncodeSteps returns the JSON of a deployment's step states.
+func EncodeSteps(steps libra.StepStates) (string, error) {
+	s, err := json.Marshal(steps)
+	if err != nil {
+		return "", fmt.Errorf("encode steps: %w", err)
+	}
+	return string(s), nil
+}
+
 // EncodeDeployment returns the JSON of a deployment's steps and input.
 func EncodeDeployment(d *libra.Deployment) (steps, input string, err error) {
-	s, err := json.Marshal(d.Steps)
+	s, err := EncodeSteps(d.Steps)
 	if err != nil {
-		return "", "", fmt.Errorf("encode steps: %w", err)
+		return "", "", err
 	}
 	in, err := json.Marshal(d.Input)
 	if err != nil {
 		return "", "", fmt.Errorf("encode input: %w", err)
 	}
-	return string(s), string(in), nil
+	return s, string(in), nil
 }
 
 // PrepareDeployment gives a deployment without a site label a fresh one,
