@@ -258,3 +258,39 @@ func TestPostgresDeadLetterAndRetry(t *testing.T) {
 		t.Fatalf("still dead-lettered: %q", out)
 	}
 }
+
+// POSTGRES_URL carries the database password in a real deployment: a build
+// that publishes its whole environment shows neither, and neither appears
+// in the server's log or the deployment's status and full build log.
+func TestPostgresURLStaysOutOfBuilds(t *testing.T) {
+	password := "pw-" + randomHex(t, 12)
+	dbURL := strings.Replace(pgtest.Database(t, pgTemplate), "postgres://postgres@", "postgres://postgres:"+password+"@", 1)
+	s := startServer(t, "POSTGRES_URL="+dbURL)
+	tok := pgAdmin(t, s, dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
+	pgAdmin(t, s, dbURL, "project", "create", "--org", "acme", "--id", "envdump")
+	r := deployFiles(s, tok, "acme", "envdump", files(
+		"package.json", `{"name":"envdump","private":true,"scripts":{"build":"node build.js"}}`,
+		"build.js", `const fs=require("fs");fs.mkdirSync("dist",{recursive:true});`+
+			`fs.writeFileSync("dist/index.html","<pre>"+JSON.stringify(process.env)+"</pre>");console.log(JSON.stringify(process.env))`,
+	))
+	id := r.str("deploymentId")
+	st := s.waitFinal(id, 90*time.Second)
+	if st.str("status") != "completed" {
+		t.Fatalf("build: %s", st.body)
+	}
+	site := s.do("GET", "/", nil, "Host", "envdump.localhost:"+s.port)
+	if site.status != 200 || !strings.Contains(string(site.body), "PATH") {
+		t.Fatalf("the build's environment was not published: %d %.300s", site.status, site.body)
+	}
+	seen := map[string]string{
+		"published environment": string(site.body),
+		"status":                string(st.body),
+		"full build log":        string(s.do("GET", "/deploy-log?id="+id, nil).body),
+		"server log":            s.logs.String(),
+	}
+	for where, text := range seen {
+		if strings.Contains(text, password) || strings.Contains(text, "POSTGRES_URL") {
+			t.Errorf("the database URL or its password reached the %s", where)
+		}
+	}
+}
