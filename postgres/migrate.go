@@ -7,9 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/libra-deploy/libra-deploy/internal/storesql"
-	"github.com/libra-deploy/libra-deploy/queue"
 )
 
 // Migrations: migrations/000N_what.sql, applied once each, in order, one
@@ -55,8 +55,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	// River's migrator runs under the same lock: two nodes migrating
 	// River at once would race on its tables just the same.
-	if err := queue.Migrate(ctx, riverpgxv5.New(pool)); err != nil {
-		return err
+	return migrateRiver(ctx, pool)
+}
+
+func migrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return fmt.Errorf("river migrator: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrate: %w", err)
 	}
 	return nil
 }
