@@ -31,7 +31,7 @@ func pgTemplate(ctx context.Context, url string) error {
 
 // pgAdmin runs an admin subcommand against the server's PostgreSQL
 // database, as an operator with POSTGRES_URL in the environment would.
-func pgAdmin(t *testing.T, s *server, dbURL string, args ...string) string {
+func pgAdmin(t testing.TB, s *server, dbURL string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary, append(args, "--data-dir", s.dataDir)...)
 	cmd.Env = append(os.Environ(), "POSTGRES_URL="+dbURL)
@@ -83,28 +83,13 @@ func TestPostgresDeployEndToEnd(t *testing.T) {
 func idleCPU(t *testing.T, pid int) {
 	t.Helper()
 	const window = 5 * time.Second
-	before := cpuOf(t, pid)
+	before := cpuSeconds(t, pid)
 	time.Sleep(window)
-	used := cpuOf(t, pid) - before
+	used := cpuSeconds(t, pid) - before
 	t.Logf("idle node on PostgreSQL: %.2f CPU-seconds over %s (%.1f %% of a core)", used, window, used/window.Seconds()*100)
 	if used > window.Seconds()/4 {
 		t.Errorf("an idle node used %.2f CPU-seconds in %s", used, window)
 	}
-}
-
-// cpuOf returns a process's user+system CPU time in seconds.
-func cpuOf(t *testing.T, pid int) float64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fields after the command name, which may hold spaces: utime and
-	// stime are the 12th and 13th.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	user, _ := strconv.ParseFloat(f[11], 64)
-	sys, _ := strconv.ParseFloat(f[12], 64)
-	return (user + sys) / 100 // USER_HZ
 }
 
 // checkPostgresState: the deployment is a PostgreSQL row, SQLite was never
@@ -203,21 +188,11 @@ func pickupOnPostgres(t *testing.T, s *server, tok, dbURL string) {
 // processFigures returns a process's resident memory (MiB) and open fds.
 func processFigures(t *testing.T, pid int) (float64, int) {
 	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kb float64
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
-		}
-	}
 	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kb / 1024, len(fds)
+	return rssMiB(t, pid), len(fds)
 }
 
 // Dead letters on PostgreSQL: a deployment that fails on every attempt is
