@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	libra "github.com/libra-deploy/libra-deploy"
@@ -231,4 +232,76 @@ func mustDeployLater(t *testing.T, s libra.Store, ids *[]string) *libra.Deployme
 	d := mustDeploy(t, s, "p", "o")
 	*ids = append(*ids, d.ID)
 	return d
+}
+
+// createMany accepts n deployments of project from 8 goroutines and returns
+// them in acceptance order (by their place in the project's list).
+func createMany(t *testing.T, s libra.Store, project string, n int) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	work := make(chan struct{}, n)
+	for range n {
+		work <- struct{}{}
+	}
+	close(work)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				if err := s.CreateDeployment(ctx, newDeployment(project, "o")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var out []string
+	err := s.EachDeploymentRefs(ctx, project, func(r libra.DeploymentRefs) error {
+		out = append(out, r.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// More deployments than one page of references (500) or one pruning
+// batch (200): every one is seen once, in order, and pruning goes on until
+// nothing is left to prune.
+func testManyDeployments(t *testing.T, s libra.Store) {
+	const n = 1001
+	mustProject(t, s, "big", "o")
+	seen := createMany(t, s, "big", n)
+	if len(seen) != n || len(uniq(seen)) != n {
+		t.Fatalf("EachDeploymentRefs saw %d deployments (%d distinct), want %d", len(seen), len(uniq(seen)), n)
+	}
+	page, err := s.ListDeployments(ctx, "big", "", n)
+	if err != nil || page.Total != n || page.Deployments[0].ID != seen[n-1] || page.Deployments[n-1].ID != seen[0] {
+		t.Fatalf("list of %d: total %d (%v); the refs' order and the list's disagree", n, page.Total, err)
+	}
+	for _, info := range page.Deployments[:450] { // the 450 newest fail
+		d, err := s.Deployment(ctx, info.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		finish(t, s, d, libra.StatusFailed)
+	}
+	pruned, err := s.PruneDeployments(ctx, 10, false)
+	if err != nil || len(pruned) != 440 || len(uniq(prunedIDs(pruned))) != 440 {
+		t.Fatalf("pruned %d (%v), want the 440 final deployments below the newest 10", len(pruned), err)
+	}
+	if page, err := s.ListDeployments(ctx, "big", "", 1); err != nil || page.Total != n-440 {
+		t.Fatalf("%d left (%v), want %d", page.Total, err, n-440)
+	}
+}
+
+func uniq(ids []string) map[string]bool {
+	m := map[string]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeleteDeployment", testDeleteDeployment},
 		{"Retention", testRetention},
 		{"DeploymentRefs", testDeploymentRefs},
+		{"ManyDeployments", testManyDeployments},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
