@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
 // Group commit for CreateDeployment.
@@ -105,18 +106,16 @@ func (b *batcher) write(batch []*createRequest) ([]error, error) {
 		q := quotas[key]
 		if q == nil {
 			q = &orgQuota{limit: -1}
-			if err := tx.QueryRowContext(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, key.org).Scan(&q.limit); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if err := tx.QueryRowContext(ctx, storesql.SelectQuota, key.org).Scan(&q.limit); err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return nil, fmt.Errorf("select quota: %w", err)
 			}
-			if err := tx.QueryRowContext(ctx, `SELECT used FROM quota_usage WHERE org_id = ? AND month = ?`, key.org, key.month).Scan(&q.used); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if err := tx.QueryRowContext(ctx, storesql.SelectQuotaUsed, key.org, key.month).Scan(&q.used); err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return nil, fmt.Errorf("select quota usage: %w", err)
 			}
 			quotas[key] = q
 		}
 		if q.limit >= 0 && q.used+q.charged >= q.limit {
-			errs[i] = &libra.Error{Code: libra.CodeQuotaExceeded,
-				Message: fmt.Sprintf("org %q has used its %d deployments for %s", key.org, q.limit, key.month),
-				Details: map[string]any{"limit": q.limit, "month": key.month}}
+			errs[i] = storesql.QuotaExceeded(key.org, q.limit, key.month)
 			continue
 		}
 		q.charged++
@@ -143,8 +142,7 @@ func (b *batcher) write(batch []*createRequest) ([]error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	insert, err := tx.PrepareContext(ctx, `INSERT INTO deployments (id, site_label, project_id, org_id, user_id, custom_domain,
-		status, steps, input, job_id, created_at, quota_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	insert, err := tx.PrepareContext(ctx, storesql.InsertDeployment)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}

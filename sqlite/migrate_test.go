@@ -32,8 +32,8 @@ func TestMigrateOnceAndInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		if v != ms[len(ms)-1].version {
-			t.Fatalf("open #%d: user_version %d, want %d", i+1, v, ms[len(ms)-1].version)
+		if v != ms[len(ms)-1].Version {
+			t.Fatalf("open #%d: user_version %d, want %d", i+1, v, ms[len(ms)-1].Version)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
 // RescueOrphans hands back jobs that a dead process left "running".
@@ -30,13 +31,7 @@ func (db *DB) RescueOrphans(ctx context.Context, queue string) (int64, error) {
 // job is: a process that died between finishing the job and saving the
 // deployment, or a job removed by hand. Nothing is left "in progress" forever.
 func (db *DB) FailLostDeployments(ctx context.Context) (int64, error) {
-	res, err := db.Writer.ExecContext(ctx,
-		`UPDATE deployments SET status = 'failed', error = 'the deployment''s queue job ended without finishing it',
-		   finished_at = ?
-		 WHERE status IN ('queued', 'in_progress') AND (
-		   job_id IS NULL OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = deployments.job_id
-		     AND j.state IN ('available', 'running', 'retryable', 'scheduled', 'pending')))`,
-		micros(libra.Now()))
+	res, err := db.Writer.ExecContext(ctx, storesql.FailLost, micros(libra.Now()))
 	if err != nil {
 		return 0, fmt.Errorf("fail lost deployments: %w", err)
 	}

@@ -2,17 +2,14 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
 // Releases on SQLite. projects.current_deployment is what the alias serves;
@@ -20,38 +17,14 @@ import (
 // published. Publish moves both forward; Rollback moves only the first, so
 // that "newest wins" still compares against everything published before.
 
-const infoColumns = `d.seq, d.id, d.project_id, d.org_id, d.status, d.error, d.url, d.manifest,
-	d.created_at, d.started_at, d.finished_at, coalesce(p.current_deployment = d.id, 0)`
-
-func scanInfo(row interface{ Scan(...any) error }) (int64, libra.DeploymentInfo, error) {
-	var d libra.DeploymentInfo
-	var seq, created int64
-	var started, finished sql.NullInt64
-	err := row.Scan(&seq, &d.ID, &d.ProjectID, &d.OrgID, &d.Status, &d.Error, &d.URL, &d.Manifest,
-		&created, &started, &finished, &d.Production)
-	if err != nil {
-		return 0, d, err
-	}
-	d.CreatedAt = fromMicros(created)
-	d.StartedAt = fromOptMicros(started)
-	d.FinishedAt = fromOptMicros(finished)
-	return seq, d, nil
-}
-
 // ListDeployments pages through a project's deployments, newest first. The
 // cursor is the seq of the last deployment of the previous page: keyset
 // paging, so a page is one index range scan however deep it is, and a
 // deployment accepted meanwhile does not shift later pages.
 func (db *DB) ListDeployments(ctx context.Context, projectID, cursor string, limit int) (*libra.DeploymentPage, error) {
-	// The first page starts below every seq, so that one spelling of the
-	// query serves all pages with an index range scan.
-	after := int64(math.MaxInt64)
-	if cursor != "" {
-		n, err := strconv.ParseInt(cursor, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, libra.Errorf(libra.CodeValidation, "cursor %.40q is not one this service returned", cursor)
-		}
-		after = n
+	after, err := storesql.ParseCursor(cursor)
+	if err != nil {
+		return nil, err
 	}
 	if limit <= 0 {
 		limit = 20
@@ -63,19 +36,17 @@ func (db *DB) ListDeployments(ctx context.Context, projectID, cursor string, lim
 	}
 	defer tx.Rollback()
 	page := &libra.DeploymentPage{Deployments: []libra.DeploymentInfo{}}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deployments WHERE project_id = ?`, projectID).Scan(&page.Total); err != nil {
+	if err := tx.QueryRowContext(ctx, storesql.CountDeployments, projectID).Scan(&page.Total); err != nil {
 		return nil, fmt.Errorf("count deployments: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+infoColumns+` FROM deployments d JOIN projects p ON p.id = d.project_id
-		WHERE d.project_id = ? AND d.seq < ? ORDER BY d.seq DESC LIMIT ?`,
-		projectID, after, limit+1)
+	rows, err := tx.QueryContext(ctx, storesql.ListDeployments, projectID, after, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("select deployments: %w", err)
 	}
 	defer rows.Close()
 	var lastSeq int64
 	for rows.Next() {
-		seq, d, err := scanInfo(rows)
+		seq, d, err := storesql.ScanInfo(rows)
 		if err != nil {
 			return nil, fmt.Errorf("scan deployment: %w", err)
 		}
@@ -97,8 +68,7 @@ func (db *DB) ListDeployments(ctx context.Context, projectID, cursor string, lim
 func (db *DB) ProjectRelease(ctx context.Context, projectID string) (*libra.Release, error) {
 	var highest sql.NullInt64
 	var current sql.NullString
-	err := db.readRow(ctx,
-		`SELECT current_seq, current_deployment FROM projects WHERE id = ?`, projectID).Scan(&highest, &current)
+	err := db.readRow(ctx, storesql.SelectRelease, projectID).Scan(&highest, &current)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("project %q: %w", projectID, libra.ErrNotFound)
 	}
@@ -109,8 +79,7 @@ func (db *DB) ProjectRelease(ctx context.Context, projectID string) (*libra.Rele
 	if !current.Valid {
 		return rel, nil
 	}
-	seq, d, err := scanInfo(db.readRow(ctx, `SELECT `+infoColumns+`
-		FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = ?`, current.String))
+	seq, d, err := storesql.ScanInfo(db.readRow(ctx, storesql.SelectInfo, current.String))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Production cannot be deleted through the store; a row removed
 		// by hand serves nothing, and neither does the alias.
@@ -132,7 +101,7 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 	}
 	defer tx.Rollback()
 	var project, status, manifest string
-	err = tx.QueryRowContext(ctx, `SELECT project_id, status, manifest FROM deployments WHERE id = ?`, deploymentID).
+	err = tx.QueryRowContext(ctx, storesql.RollbackTarget, deploymentID).
 		Scan(&project, &status, &manifest)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && project != projectID {
 		// Another project's deployment is reported like a missing one:
@@ -147,7 +116,7 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 			Message: fmt.Sprintf("deployment %s is %s; only a completed deployment can serve production", deploymentID, status),
 			Details: map[string]any{"status": status}}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE projects SET current_deployment = ? WHERE id = ?`, deploymentID, projectID); err != nil {
+	if _, err := tx.ExecContext(ctx, storesql.PointAlias, deploymentID, projectID); err != nil {
 		return fmt.Errorf("move alias: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -166,8 +135,7 @@ func (db *DB) DeleteDeployment(ctx context.Context, id string) error {
 	var project, status string
 	var current sql.NullString
 	var job sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT d.project_id, d.status, d.job_id, p.current_deployment
-		FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = ?`, id).
+	err = tx.QueryRowContext(ctx, storesql.DeleteTarget, id).
 		Scan(&project, &status, &job, &current)
 	if errors.Is(err, sql.ErrNoRows) {
 		return libra.Errorf(libra.CodeDeploymentNotFound, "no deployment %s", id)
@@ -197,37 +165,24 @@ type deletion struct {
 	job sql.NullInt64
 }
 
-// deleteDeployments removes deployments with their logs and their queue
-// jobs. Only finished jobs go: `dlq list` would otherwise show, and `dlq
-// retry` offer, deployments that no longer exist.
+// deleteDeployments removes deployments with their logs and their
+// finished queue jobs.
 func deleteDeployments(ctx context.Context, tx *sql.Tx, ds []deletion) error {
 	for _, d := range ds {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM deployment_logs WHERE deployment_id = ?`, d.id); err != nil {
+		if _, err := tx.ExecContext(ctx, storesql.DeleteLogs, d.id); err != nil {
 			return fmt.Errorf("delete logs of %s: %w", d.id, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM deployments WHERE id = ?`, d.id); err != nil {
+		if _, err := tx.ExecContext(ctx, storesql.DeleteDeployment, d.id); err != nil {
 			return fmt.Errorf("delete deployment %s: %w", d.id, err)
 		}
 		if d.job.Valid {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM river_job WHERE id = ? AND state IN ('completed', 'cancelled', 'discarded')`,
-				d.job.Int64); err != nil {
+			if _, err := tx.ExecContext(ctx, storesql.DeleteFinishedJob, d.job.Int64); err != nil {
 				return fmt.Errorf("delete job of %s: %w", d.id, err)
 			}
 		}
 	}
 	return nil
 }
-
-// prunable selects deployments that retention may remove: final, not
-// production, and not among their project's newest keep.
-const prunable = `SELECT d.id, d.site_label, d.project_id, d.status, d.created_at, d.job_id FROM (
-	SELECT id, site_label, project_id, status, created_at, job_id, seq,
-	       row_number() OVER (PARTITION BY project_id ORDER BY seq DESC) AS rank
-	FROM deployments) d
-	JOIN projects p ON p.id = d.project_id
-	WHERE d.rank > ? AND d.status IN ('completed', 'failed')
-	  AND (p.current_deployment IS NULL OR p.current_deployment != d.id)
-	ORDER BY d.seq LIMIT ?`
 
 // pruneBatch bounds one pruning transaction, so that SQLite's one writer is
 // never held long enough to delay accepting deployments.
@@ -284,7 +239,7 @@ type querier interface {
 }
 
 func selectPrunable(ctx context.Context, q querier, keep, limit int) ([]libra.PrunedDeployment, []deletion, error) {
-	rows, err := q.QueryContext(ctx, prunable, keep, limit)
+	rows, err := q.QueryContext(ctx, storesql.Prunable, keep, limit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("select prunable deployments: %w", err)
 	}
@@ -292,13 +247,10 @@ func selectPrunable(ctx context.Context, q querier, keep, limit int) ([]libra.Pr
 	var out []libra.PrunedDeployment
 	var dels []deletion
 	for rows.Next() {
-		var p libra.PrunedDeployment
-		var created int64
-		var job sql.NullInt64
-		if err := rows.Scan(&p.ID, &p.SiteLabel, &p.ProjectID, &p.Status, &created, &job); err != nil {
+		p, job, err := storesql.ScanPruned(rows)
+		if err != nil {
 			return nil, nil, fmt.Errorf("scan prunable deployment: %w", err)
 		}
-		p.CreatedAt = fromMicros(created)
 		out = append(out, p)
 		dels = append(dels, deletion{p.ID, job})
 	}
@@ -336,16 +288,12 @@ func (db *DB) EachDeploymentRefs(ctx context.Context, projectID string, fn func(
 }
 
 func (db *DB) refsPage(ctx context.Context, projectID string, after int64) ([]libra.DeploymentRefs, int64, error) {
-	// Two spellings rather than one with "? = '' OR": SQLite plans a query
-	// once, and only the second can use the (project_id, seq) index.
 	var rows *sql.Rows
 	var err error
 	if projectID == "" {
-		rows, err = db.readRows(ctx, `SELECT seq, id, project_id, status, manifest, input FROM deployments
-			WHERE seq > ? ORDER BY seq LIMIT ?`, after, refsPage)
+		rows, err = db.readRows(ctx, storesql.AllRefs, after, refsPage)
 	} else {
-		rows, err = db.readRows(ctx, `SELECT seq, id, project_id, status, manifest, input FROM deployments
-			WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?`, projectID, after, refsPage)
+		rows, err = db.readRows(ctx, storesql.ProjectRefs, projectID, after, refsPage)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("select deployment references: %w", err)
@@ -354,16 +302,11 @@ func (db *DB) refsPage(ctx context.Context, projectID string, after int64) ([]li
 	var out []libra.DeploymentRefs
 	var last int64
 	for rows.Next() {
-		var r libra.DeploymentRefs
-		var input string
-		if err := rows.Scan(&last, &r.ID, &r.ProjectID, &r.Status, &r.Manifest, &input); err != nil {
+		seq, r, err := storesql.ScanRefs(rows)
+		if err != nil {
 			return nil, 0, fmt.Errorf("scan deployment references: %w", err)
 		}
-		if err := json.Unmarshal([]byte(input), &r.Inputs); err != nil {
-			// A row whose input cannot be read would silently drop its
-			// blobs from what is kept: stop instead.
-			return nil, 0, fmt.Errorf("decode input of %s: %w", r.ID, err)
-		}
+		last = seq
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -372,41 +315,16 @@ func (db *DB) refsPage(ctx context.Context, projectID string, after int64) ([]li
 	return out, last, nil
 }
 
-// domainColumns are what scanDomain reads.
-const domainColumns = `domain, project_id, created_at, verified_at, checked_at, check_error`
-
-func scanDomain(row interface{ Scan(...any) error }) (libra.Domain, error) {
-	var d libra.Domain
-	var created int64
-	var verified, checked sql.NullInt64
-	if err := row.Scan(&d.Domain, &d.ProjectID, &created, &verified, &checked, &d.CheckError); err != nil {
-		return d, err
-	}
-	d.CreatedAt = fromMicros(created)
-	d.VerifiedAt = optionalMicros(verified)
-	d.CheckedAt = optionalMicros(checked)
-	return d, nil
-}
-
-func optionalMicros(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
-}
-
 // Domains lists a project's custom domains, oldest first.
 func (db *DB) Domains(ctx context.Context, projectID string) ([]libra.Domain, error) {
-	rows, err := db.readRows(ctx,
-		`SELECT `+domainColumns+` FROM domains WHERE project_id = ? ORDER BY created_at, domain`, projectID)
+	rows, err := db.readRows(ctx, storesql.SelectDomains, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("select domains: %w", err)
 	}
 	defer rows.Close()
 	out := []libra.Domain{}
 	for rows.Next() {
-		d, err := scanDomain(rows)
+		d, err := storesql.ScanDomain(rows)
 		if err != nil {
 			return nil, fmt.Errorf("scan domain: %w", err)
 		}
@@ -423,8 +341,7 @@ func (db *DB) AddDomain(ctx context.Context, projectID, domain string) (bool, er
 		return false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT INTO domains (domain, project_id, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (domain) DO NOTHING`, domain, projectID, micros(libra.Now()))
+	res, err := tx.ExecContext(ctx, storesql.InsertDomain, domain, projectID, micros(libra.Now()))
 	if err != nil {
 		return false, fmt.Errorf("insert domain: %w", err)
 	}
@@ -437,7 +354,7 @@ func (db *DB) AddDomain(ctx context.Context, projectID, domain string) (bool, er
 		return true, nil
 	}
 	var owner string
-	if err := tx.QueryRowContext(ctx, `SELECT project_id FROM domains WHERE domain = ?`, domain).Scan(&owner); err != nil {
+	if err := tx.QueryRowContext(ctx, storesql.DomainOwner, domain).Scan(&owner); err != nil {
 		return false, fmt.Errorf("select domain: %w", err)
 	}
 	if owner != projectID {
@@ -448,7 +365,7 @@ func (db *DB) AddDomain(ctx context.Context, projectID, domain string) (bool, er
 
 // RemoveDomain detaches a project's custom domain.
 func (db *DB) RemoveDomain(ctx context.Context, projectID, domain string) error {
-	res, err := db.Writer.ExecContext(ctx, `DELETE FROM domains WHERE domain = ? AND project_id = ?`, domain, projectID)
+	res, err := db.Writer.ExecContext(ctx, storesql.RemoveDomain, domain, projectID)
 	if err != nil {
 		return fmt.Errorf("delete domain: %w", err)
 	}
@@ -467,7 +384,7 @@ func (db *DB) RemoveDomain(ctx context.Context, projectID, domain string) error 
 // it agree on the one that was written first.
 func (db *DB) DomainToken(ctx context.Context, projectID string) (string, error) {
 	var token sql.NullString
-	err := db.readRow(ctx, `SELECT domain_token FROM projects WHERE id = ?`, projectID).Scan(&token)
+	err := db.readRow(ctx, storesql.SelectDomainToken, projectID).Scan(&token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", libra.Errorf(libra.CodeProjectNotFound, "project %q not found", projectID)
 	}
@@ -477,26 +394,15 @@ func (db *DB) DomainToken(ctx context.Context, projectID string) (string, error)
 	if token.Valid && token.String != "" {
 		return token.String, nil
 	}
-	fresh, err := newDomainToken()
+	fresh, err := storesql.NewDomainToken()
 	if err != nil {
 		return "", err
 	}
-	err = db.Writer.QueryRowContext(ctx, `UPDATE projects SET domain_token = coalesce(domain_token, ?)
-		WHERE id = ? RETURNING domain_token`, fresh, projectID).Scan(&token)
+	err = db.Writer.QueryRowContext(ctx, storesql.StoreToken, fresh, projectID).Scan(&token)
 	if err != nil {
 		return "", fmt.Errorf("store domain token: %w", err)
 	}
 	return token.String, nil
-}
-
-// newDomainToken returns 160 random bits, hex-encoded: unguessable, and
-// plain enough to paste into any DNS provider's TXT field.
-func newDomainToken() (string, error) {
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("domain token: %w", err)
-	}
-	return "libra-verify-" + hex.EncodeToString(b), nil
 }
 
 // RecordDomainCheck stores the outcome of a DNS check of a domain.
@@ -506,18 +412,17 @@ func (db *DB) RecordDomainCheck(ctx context.Context, projectID, domain string, c
 	var args []any
 	switch {
 	case check.Verified:
-		query = `UPDATE domains SET verified_at = coalesce(verified_at, ?), checked_at = ?, check_error = ''`
+		query = storesql.DomainVerified
 		args = []any{now, now}
 	case check.Definitive:
-		query = `UPDATE domains SET verified_at = NULL, checked_at = ?, check_error = ?`
+		query = storesql.DomainRefuted
 		args = []any{now, check.Reason}
 	default:
-		query = `UPDATE domains SET checked_at = ?, check_error = ?`
+		query = storesql.DomainUnanswered
 		args = []any{now, check.Reason}
 	}
 	args = append(args, domain, projectID)
-	d, err := scanDomain(db.Writer.QueryRowContext(ctx,
-		query+` WHERE domain = ? AND project_id = ? RETURNING `+domainColumns, args...))
+	d, err := storesql.ScanDomain(db.Writer.QueryRowContext(ctx, query+storesql.DomainCheckWhere, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
 	}
@@ -529,11 +434,7 @@ func (db *DB) RecordDomainCheck(ctx context.Context, projectID, domain string, c
 
 // PendingDomains returns pending domains due for a background check.
 func (db *DB) PendingDomains(ctx context.Context, attachedAfter, checkedBefore time.Time, limit int) ([]libra.PendingDomain, error) {
-	rows, err := db.readRows(ctx, `SELECT m.domain, m.project_id, p.domain_token
-		FROM domains m JOIN projects p ON p.id = m.project_id
-		WHERE m.verified_at IS NULL AND p.domain_token IS NOT NULL AND m.created_at > ?
-		  AND (m.checked_at IS NULL OR m.checked_at < ?)
-		ORDER BY coalesce(m.checked_at, 0), m.domain LIMIT ?`, micros(attachedAfter), micros(checkedBefore), limit)
+	rows, err := db.readRows(ctx, storesql.PendingDomains, micros(attachedAfter), micros(checkedBefore), limit)
 	if err != nil {
 		return nil, fmt.Errorf("select pending domains: %w", err)
 	}
@@ -552,8 +453,7 @@ func (db *DB) PendingDomains(ctx context.Context, attachedAfter, checkedBefore t
 // VerifiedDomainOrg returns the org owning a verified custom domain, or "".
 func (db *DB) VerifiedDomainOrg(ctx context.Context, domain string) (string, error) {
 	var org string
-	err := db.readRow(ctx, `SELECT p.org_id FROM domains m JOIN projects p ON p.id = m.project_id
-		WHERE m.domain = ? AND m.verified_at IS NOT NULL`, domain).Scan(&org)
+	err := db.readRow(ctx, storesql.VerifiedDomainOrg, domain).Scan(&org)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

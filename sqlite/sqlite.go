@@ -23,6 +23,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
 //go:embed schema.sql
@@ -134,23 +136,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// micros stores times as integer microseconds since the epoch, UTC: they sort,
-// compare and round-trip without any driver-specific time parsing.
-func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
+// micros and fromMicros are storesql's, under the names this package's
+// queries grew up with.
+func micros(t time.Time) int64 { return storesql.Micros(t) }
 
-func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
-
-func optMicros(t *time.Time) sql.NullInt64 {
-	if t == nil {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: micros(*t), Valid: true}
-}
-
-func fromOptMicros(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
-}
+func fromMicros(v int64) time.Time { return storesql.FromMicros(v) }

@@ -3,12 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
 var _ libra.Store = (*DB)(nil)
@@ -16,7 +16,7 @@ var _ libra.Store = (*DB)(nil)
 // CreateToken stores a token's hash.
 func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
 	_, err := db.Writer.ExecContext(ctx,
-		`INSERT INTO tokens (hash, org_id, user_id, created_at) VALUES (?, ?, ?, ?)`,
+		storesql.InsertToken,
 		t.Hash, t.OrgID, t.UserID, micros(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
@@ -28,9 +28,7 @@ func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
 func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
 	var t libra.Token
 	var created int64
-	err := db.readRow(ctx,
-		`SELECT hash, org_id, user_id, created_at FROM tokens WHERE hash = ?`, hash).
-		Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
+	err := db.readRow(ctx, storesql.SelectToken, hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
 	}
@@ -49,7 +47,7 @@ func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {
 		host = sql.NullString{String: h, Valid: true}
 	}
 	_, err := db.Writer.ExecContext(ctx,
-		`INSERT INTO projects (id, org_id, name, host, created_at) VALUES (?, ?, ?, ?, ?)`,
+		storesql.InsertProject,
 		p.ID, p.OrgID, p.Name, host, micros(p.CreatedAt))
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
@@ -62,41 +60,29 @@ func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {
 
 // Project returns a project by id.
 func (db *DB) Project(ctx context.Context, id string) (*libra.Project, error) {
-	var p libra.Project
-	var created int64
-	var current sql.NullString
-	err := db.readRow(ctx,
-		`SELECT id, org_id, name, created_at, current_deployment FROM projects WHERE id = ?`, id).
-		Scan(&p.ID, &p.OrgID, &p.Name, &created, &current)
+	p, err := storesql.ScanProject(db.readRow(ctx, storesql.SelectProject, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("project %q: %w", id, libra.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select project: %w", err)
 	}
-	p.CreatedAt = fromMicros(created)
-	p.Current = current.String
 	return &p, nil
 }
 
 // ListProjects returns an org's projects, ordered by id.
 func (db *DB) ListProjects(ctx context.Context, orgID string) ([]libra.Project, error) {
-	rows, err := db.readRows(ctx,
-		`SELECT id, org_id, name, created_at, current_deployment FROM projects WHERE org_id = ? ORDER BY id`, orgID)
+	rows, err := db.readRows(ctx, storesql.SelectProjects, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("select projects: %w", err)
 	}
 	defer rows.Close()
 	out := []libra.Project{}
 	for rows.Next() {
-		var p libra.Project
-		var created int64
-		var current sql.NullString
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Name, &created, &current); err != nil {
+		p, err := storesql.ScanProject(rows)
+		if err != nil {
 			return nil, fmt.Errorf("scan project: %w", err)
 		}
-		p.CreatedAt = fromMicros(created)
-		p.Current = current.String
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
@@ -109,7 +95,7 @@ func (db *DB) ListProjects(ctx context.Context, orgID string) ([]libra.Project, 
 func (db *DB) SetQuota(ctx context.Context, orgID string, limit int) error {
 	var err error
 	if limit < 0 {
-		_, err = db.Writer.ExecContext(ctx, `DELETE FROM quotas WHERE org_id = ?`, orgID)
+		_, err = db.Writer.ExecContext(ctx, storesql.DeleteQuota, orgID)
 	} else {
 		_, err = db.Writer.ExecContext(ctx,
 			`INSERT INTO quotas (org_id, monthly_limit) VALUES (?, ?)
@@ -124,11 +110,11 @@ func (db *DB) SetQuota(ctx context.Context, orgID string, limit int) error {
 // Quota returns an org's limit (-1 for none) and its use in month.
 func (db *DB) Quota(ctx context.Context, orgID, month string) (*libra.Quota, error) {
 	q := libra.Quota{OrgID: orgID, Month: month, Limit: -1}
-	err := db.readRow(ctx, `SELECT monthly_limit FROM quotas WHERE org_id = ?`, orgID).Scan(&q.Limit)
+	err := db.readRow(ctx, storesql.SelectQuota, orgID).Scan(&q.Limit)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select quota: %w", err)
 	}
-	err = db.readRow(ctx, `SELECT used FROM quota_usage WHERE org_id = ? AND month = ?`, orgID, month).Scan(&q.Used)
+	err = db.readRow(ctx, storesql.SelectQuotaUsed, orgID, month).Scan(&q.Used)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("select quota usage: %w", err)
 	}
@@ -145,49 +131,17 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 	if db.Enqueue == nil {
 		return errors.New("sqlite: Enqueue is not set")
 	}
-	if d.SiteLabel == "" {
-		host, _ := libra.ProjectHost(d.ProjectID)
-		d.SiteLabel = libra.NewSiteLabel(host)
-	}
-	steps, err := json.Marshal(d.Steps)
+	storesql.PrepareDeployment(d)
+	steps, input, err := storesql.EncodeDeployment(d)
 	if err != nil {
-		return fmt.Errorf("encode steps: %w", err)
+		return err
 	}
-	input, err := json.Marshal(d.Input)
-	if err != nil {
-		return fmt.Errorf("encode input: %w", err)
-	}
-	return db.committer().submit(ctx, &createRequest{d: d, steps: string(steps), input: string(input)})
-}
-
-const deploymentColumns = `id, site_label, project_id, org_id, user_id, custom_domain, status, current_step, progress, steps,
-	error, url, input, manifest, attempt, created_at, started_at, finished_at, quota_month, quota_refunded`
-
-func scanDeployment(row interface{ Scan(...any) error }) (*libra.Deployment, error) {
-	var d libra.Deployment
-	var steps, input string
-	var created int64
-	var started, finished sql.NullInt64
-	err := row.Scan(&d.ID, &d.SiteLabel, &d.ProjectID, &d.OrgID, &d.UserID, &d.CustomDomain, &d.Status, &d.CurrentStep, &d.Progress,
-		&steps, &d.Error, &d.URL, &input, &d.Manifest, &d.Attempt, &created, &started, &finished, &d.QuotaMonth, &d.QuotaRefunded)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(steps), &d.Steps); err != nil {
-		return nil, fmt.Errorf("decode steps of %s: %w", d.ID, err)
-	}
-	if err := json.Unmarshal([]byte(input), &d.Input); err != nil {
-		return nil, fmt.Errorf("decode input of %s: %w", d.ID, err)
-	}
-	d.CreatedAt = fromMicros(created)
-	d.StartedAt = fromOptMicros(started)
-	d.FinishedAt = fromOptMicros(finished)
-	return &d, nil
+	return db.committer().submit(ctx, &createRequest{d: d, steps: steps, input: input})
 }
 
 // Deployment returns a deployment by id.
 func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, error) {
-	d, err := scanDeployment(db.readRow(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = ?`, id))
+	d, err := storesql.ScanDeployment(db.readRow(ctx, storesql.SelectDeployment, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
 	}
@@ -199,9 +153,9 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 
 // UpdateDeployment saves a deployment's mutable state and appends logs.
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
-	steps, err := json.Marshal(d.Steps)
+	steps, err := storesql.EncodeSteps(d.Steps)
 	if err != nil {
-		return fmt.Errorf("encode steps: %w", err)
+		return err
 	}
 	tx, err := db.Writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -211,8 +165,8 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	_, err = tx.ExecContext(ctx,
 		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
 		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
-		d.Status, d.CurrentStep, d.Progress, string(steps), d.Error, d.URL, d.Attempt,
-		optMicros(d.StartedAt), optMicros(d.FinishedAt), d.ID)
+		d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
+		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
@@ -260,18 +214,14 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	defer tx.Rollback()
 	var seq int64
 	var project, domain string
-	err = tx.QueryRowContext(ctx,
-		`UPDATE deployments SET manifest = ?, url = ? WHERE id = ? RETURNING seq, project_id, custom_domain`,
-		manifest, url, id).Scan(&seq, &project, &domain)
+	err = tx.QueryRowContext(ctx, storesql.PublishManifest, manifest, url, id).Scan(&seq, &project, &domain)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("record manifest: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE projects SET current_deployment = ?, current_seq = ?
-		 WHERE id = ? AND (current_seq IS NULL OR current_seq < ?)`, id, seq, project, seq); err != nil {
+	if _, err := tx.ExecContext(ctx, storesql.MoveAlias, id, seq, project, seq); err != nil {
 		return fmt.Errorf("move alias: %w", err)
 	}
 	if domain != "" {
@@ -293,7 +243,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 // DomainOwner returns the project a custom domain is attached to, or "".
 func (db *DB) DomainOwner(ctx context.Context, domain string) (string, error) {
 	var owner string
-	err := db.readRow(ctx, `SELECT project_id FROM domains WHERE domain = ?`, domain).Scan(&owner)
+	err := db.readRow(ctx, storesql.DomainOwner, domain).Scan(&owner)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -345,22 +295,17 @@ func appendLogs(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogE
 
 // Logs returns the last limit log lines of a deployment, oldest first.
 func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry, error) {
-	rows, err := db.readRows(ctx,
-		`SELECT ts, step, level, message FROM (
-		   SELECT id, ts, step, level, message FROM deployment_logs WHERE deployment_id = ? ORDER BY id DESC LIMIT ?
-		 ) ORDER BY id`, id, limit)
+	rows, err := db.readRows(ctx, storesql.SelectLogs, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("select logs: %w", err)
 	}
 	defer rows.Close()
 	entries := []libra.LogEntry{}
 	for rows.Next() {
-		var e libra.LogEntry
-		var ts int64
-		if err := rows.Scan(&ts, &e.Step, &e.Level, &e.Message); err != nil {
+		e, err := storesql.ScanLog(rows)
+		if err != nil {
 			return nil, fmt.Errorf("scan log: %w", err)
 		}
-		e.Time = fromMicros(ts)
 		entries = append(entries, e)
 	}
 	return entries, rows.Err()
@@ -369,20 +314,18 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 // SiteByLabel returns what a deployment's own host, {label}.{sites domain},
 // serves.
 func (db *DB) SiteByLabel(ctx context.Context, label string) (string, string, error) {
-	return db.site(ctx, `SELECT id, manifest FROM deployments WHERE site_label = ? AND manifest != ''`, label)
+	return db.site(ctx, storesql.SiteByLabel, label)
 }
 
 // SiteByProject returns what a project's production alias serves.
 func (db *DB) SiteByProject(ctx context.Context, projectHost string) (string, string, error) {
-	return db.site(ctx, `SELECT d.id, d.manifest FROM projects p JOIN deployments d ON d.id = p.current_deployment
-		WHERE p.host = ?`, projectHost)
+	return db.site(ctx, storesql.SiteByProject, projectHost)
 }
 
 // SiteByDomain returns what a custom domain serves: nothing while it is
 // pending, since nothing proved it is its project's to serve.
 func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, error) {
-	return db.site(ctx, `SELECT d.id, d.manifest FROM domains m JOIN projects p ON p.id = m.project_id
-		JOIN deployments d ON d.id = p.current_deployment WHERE m.domain = ? AND m.verified_at IS NOT NULL`, domain)
+	return db.site(ctx, storesql.SiteByDomain, domain)
 }
 
 func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {

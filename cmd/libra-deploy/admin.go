@@ -189,7 +189,7 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 			return errors.New("usage: dlq retry DEPLOYMENT_ID")
 		}
 		id := positional[0]
-		if err := db.Requeue(ctx, id, q.RetryTx); err != nil {
+		if err := db.Requeue(ctx, id); err != nil {
 			return err
 		}
 		_, err := fmt.Fprintf(stdout, "deployment %s re-queued\n", id)

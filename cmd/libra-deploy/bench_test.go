@@ -159,7 +159,7 @@ func pct(d []time.Duration, p int) time.Duration {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // cpuSeconds is the user+system CPU time a process has used.
-func cpuSeconds(b *testing.B, pid int) float64 {
+func cpuSeconds(b testing.TB, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/pgtest"
 )
 
 // binary is the libra-deploy built once for all tests: they drive the real
@@ -38,7 +40,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build libra-deploy: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// pgtest.Main runs the tests and stops the PostgreSQL cluster that
+	// the POSTGRES_URL tests start on first use.
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"text/tabwriter"
@@ -207,11 +206,9 @@ func runDisk(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var dbBytes int64
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if info, err := os.Stat(c.dbPath() + suffix); err == nil {
-			dbBytes += info.Size()
-		}
+	dbBytes, err := databaseBytes(ctx, c)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,9 +23,7 @@ import (
 	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/internal/http1"
-	"github.com/libra-deploy/libra-deploy/queue"
 	"github.com/libra-deploy/libra-deploy/sitehost"
-	"github.com/libra-deploy/libra-deploy/sqlite"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
 
@@ -39,8 +36,8 @@ type service struct {
 	artifacts *artifactfs.Store
 	sandboxes libra.SandboxProvider
 	runner    *workflow.Runner
-	db        *sqlite.DB
-	queue     *queue.Queue[*sql.Tx]
+	db        stateStore
+	queue     jobQueue
 	sites     *sitehost.Host
 }
 
@@ -195,14 +192,11 @@ func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
 }
 
 // recover hands back the jobs a process that died mid-deployment left
-// "running", fails deployments that can never finish, and clears the old
-// working directories, before any work starts.
+// "running" (SQLite: this node was the only one), fails deployments that can
+// never finish, and clears the old working directories, before any work
+// starts.
 func (s *service) recover(ctx context.Context) error {
-	rescued, err := s.db.RescueOrphans(ctx, s.c.QueueName)
-	if err != nil {
-		return err
-	}
-	lost, err := s.db.FailLostDeployments(ctx)
+	rescued, lost, err := s.db.RecoverAtStart(ctx, s.c.QueueName)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,356 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
+)
+
+var _ libra.Store = (*DB)(nil)
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// CreateToken stores a token's hash.
+func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
+	if _, err := db.Pool.Exec(ctx, pg(storesql.InsertToken), t.Hash, t.OrgID, t.UserID, storesql.Micros(t.CreatedAt)); err != nil {
+		return fmt.Errorf("insert token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash finds a token by its hash.
+func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
+	var t libra.Token
+	var created int64
+	err := db.Pool.QueryRow(ctx, pg(storesql.SelectToken), hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
+	if noRows(err) {
+		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select token: %w", err)
+	}
+	t.CreatedAt = storesql.FromMicros(created)
+	return &t, nil
+}
+
+// CreateProject stores a new project; PROJECT_EXISTS when the id, or its
+// host name, is taken.
+func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {
+	var host sql.NullString
+	if h, ok := libra.ProjectHost(p.ID); ok {
+		host = sql.NullString{String: h, Valid: true}
+	}
+	_, err := db.Pool.Exec(ctx, pg(storesql.InsertProject), p.ID, p.OrgID, p.Name, host, storesql.Micros(p.CreatedAt))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		return libra.Errorf(libra.CodeProjectExists, "project %q already exists", p.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("insert project: %w", err)
+	}
+	return nil
+}
+
+// Project returns a project by id.
+func (db *DB) Project(ctx context.Context, id string) (*libra.Project, error) {
+	p, err := storesql.ScanProject(db.Pool.QueryRow(ctx, pg(storesql.SelectProject), id))
+	if noRows(err) {
+		return nil, fmt.Errorf("project %q: %w", id, libra.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select project: %w", err)
+	}
+	return &p, nil
+}
+
+// ListProjects returns an org's projects, ordered by id (the column's "C"
+// collation makes that byte order).
+func (db *DB) ListProjects(ctx context.Context, orgID string) ([]libra.Project, error) {
+	rows, err := db.Pool.Query(ctx, pg(storesql.SelectProjects), orgID)
+	if err != nil {
+		return nil, fmt.Errorf("select projects: %w", err)
+	}
+	out, err := collect(rows, storesql.ScanProject)
+	if err != nil {
+		return nil, fmt.Errorf("select projects: %w", err)
+	}
+	return out, nil
+}
+
+// collect scans every row with scan; an empty slice, never nil, when none.
+func collect[T any](rows pgx.Rows, scan func(storesql.Scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// SetQuota sets an org's monthly limit; a negative limit removes it.
+func (db *DB) SetQuota(ctx context.Context, orgID string, limit int) error {
+	var err error
+	if limit < 0 {
+		_, err = db.Pool.Exec(ctx, pg(storesql.DeleteQuota), orgID)
+	} else {
+		_, err = db.Pool.Exec(ctx, `INSERT INTO quotas (org_id, monthly_limit) VALUES ($1, $2)
+			ON CONFLICT (org_id) DO UPDATE SET monthly_limit = excluded.monthly_limit`, orgID, limit)
+	}
+	if err != nil {
+		return fmt.Errorf("set quota: %w", err)
+	}
+	return nil
+}
+
+// Quota returns an org's limit (-1 for none) and its use in month.
+func (db *DB) Quota(ctx context.Context, orgID, month string) (*libra.Quota, error) {
+	q := libra.Quota{OrgID: orgID, Month: month, Limit: -1}
+	if err := db.Pool.QueryRow(ctx, pg(storesql.SelectQuota), orgID).Scan(&q.Limit); err != nil && !noRows(err) {
+		return nil, fmt.Errorf("select quota: %w", err)
+	}
+	if err := db.Pool.QueryRow(ctx, pg(storesql.SelectQuotaUsed), orgID, month).Scan(&q.Used); err != nil && !noRows(err) {
+		return nil, fmt.Errorf("select quota usage: %w", err)
+	}
+	return &q, nil
+}
+
+// chargeQuota adds one to the org's use this month unless that reaches its
+// limit, and reports whether it did. One statement: the upsert locks the
+// usage row, so concurrent charges from any number of nodes queue on it and
+// each sees the count the previous one left. A limit of 0 refuses even the
+// first insert.
+const chargeQuota = `INSERT INTO quota_usage AS u (org_id, month, used)
+	SELECT $1, $2, 1 WHERE coalesce((SELECT monthly_limit FROM quotas WHERE org_id = $1), 1) >= 1
+	ON CONFLICT (org_id, month) DO UPDATE SET used = u.used + 1
+	WHERE u.used < coalesce((SELECT monthly_limit FROM quotas WHERE org_id = $1), u.used + 1)
+	RETURNING used`
+
+// acceptTimeout bounds the accept transaction, which does not follow the
+// caller's context: a client that goes away mid-commit must not leave a
+// deployment accepted that it was told failed.
+const acceptTimeout = 30 * time.Second
+
+// CreateDeployment charges the quota, inserts the deployment and enqueues its
+// job, all in one transaction: either all three happen or none does.
+func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
+	if db.Enqueue == nil {
+		return errors.New("postgres: Enqueue is not set")
+	}
+	storesql.PrepareDeployment(d)
+	steps, input, err := storesql.EncodeDeployment(d)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), acceptTimeout)
+	defer cancel()
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var used int
+		err := tx.QueryRow(ctx, chargeQuota, d.OrgID, d.QuotaMonth).Scan(&used)
+		if noRows(err) {
+			return db.quotaExceeded(ctx, tx, d)
+		}
+		if err != nil {
+			return fmt.Errorf("charge quota: %w", err)
+		}
+		jobIDs, err := db.Enqueue(ctx, tx, []string{d.ID})
+		if err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		if _, err := tx.Exec(ctx, pg(storesql.InsertDeployment), d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID,
+			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth); err != nil {
+			return fmt.Errorf("insert deployment: %w", err)
+		}
+		return nil
+	})
+}
+
+func (db *DB) quotaExceeded(ctx context.Context, tx pgx.Tx, d *libra.Deployment) error {
+	var limit int
+	if err := tx.QueryRow(ctx, pg(storesql.SelectQuota), d.OrgID).Scan(&limit); err != nil {
+		return fmt.Errorf("select quota: %w", err)
+	}
+	return storesql.QuotaExceeded(d.OrgID, limit, d.QuotaMonth)
+}
+
+// Deployment returns a deployment by id.
+func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, error) {
+	d, err := storesql.ScanDeployment(db.Pool.QueryRow(ctx, pg(storesql.SelectDeployment), id))
+	if noRows(err) {
+		return nil, fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select deployment: %w", err)
+	}
+	return d, nil
+}
+
+// UpdateDeployment saves a deployment's mutable state and appends logs.
+func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
+	steps, err := storesql.EncodeSteps(d.Steps)
+	if err != nil {
+		return err
+	}
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx,
+			`UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3), steps = $4, error = $5,
+			 url = $6, attempt = $7, started_at = $8, finished_at = $9 WHERE id = $10`,
+			d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
+			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
+		if err != nil {
+			return fmt.Errorf("update deployment %s: %w", d.ID, err)
+		}
+		return appendLogs(ctx, tx, d.ID, logs)
+	})
+}
+
+// RefundQuota gives back the quota a deployment used, at most once.
+func (db *DB) RefundQuota(ctx context.Context, id string) error {
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var org, month string
+		err := tx.QueryRow(ctx, `UPDATE deployments SET quota_refunded = true WHERE id = $1 AND NOT quota_refunded
+			RETURNING org_id, quota_month`, id).Scan(&org, &month)
+		if noRows(err) {
+			return nil // already refunded, or no such deployment
+		}
+		if err != nil {
+			return fmt.Errorf("mark refunded: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE quota_usage SET used = greatest(used - 1, 0) WHERE org_id = $1 AND month = $2`,
+			org, month); err != nil {
+			return fmt.Errorf("refund quota: %w", err)
+		}
+		return nil
+	})
+}
+
+// Publish records where a deployment's files are, moves its project's alias
+// to it unless a newer deployment is already current, and attaches its custom
+// domain, in one transaction. Two nodes publishing at once queue on the
+// project row, and the second re-checks the newest-wins condition against
+// the first's result.
+func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var seq int64
+		var project, domain string
+		err := tx.QueryRow(ctx, pg(storesql.PublishManifest), manifest, url, id).Scan(&seq, &project, &domain)
+		if noRows(err) {
+			return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("record manifest: %w", err)
+		}
+		if _, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, seq, project, seq); err != nil {
+			return fmt.Errorf("move alias: %w", err)
+		}
+		if domain == "" {
+			return nil
+		}
+		return attachDomain(ctx, tx, project, domain)
+	})
+}
+
+func attachDomain(ctx context.Context, tx pgx.Tx, project, domain string) error {
+	var owner string
+	err := tx.QueryRow(ctx, `INSERT INTO domains (domain, project_id, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (domain) DO UPDATE SET domain = excluded.domain RETURNING project_id`,
+		domain, project, storesql.Micros(libra.Now())).Scan(&owner)
+	if err != nil {
+		return fmt.Errorf("attach domain: %w", err)
+	}
+	if owner != project {
+		return libra.Permanent(libra.Errorf(libra.CodeDomainTaken, "domain %s belongs to another project", domain))
+	}
+	return nil
+}
+
+// DomainOwner returns the project a custom domain is attached to, or "".
+func (db *DB) DomainOwner(ctx context.Context, domain string) (string, error) {
+	var owner string
+	err := db.Pool.QueryRow(ctx, pg(storesql.DomainOwner), domain).Scan(&owner)
+	if noRows(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("select domain: %w", err)
+	}
+	return owner, nil
+}
+
+// AppendLogs writes a batch of log lines in one transaction.
+func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error { return appendLogs(ctx, tx, id, entries) })
+}
+
+// appendLogs uses COPY: one round trip for any number of lines, where
+// SQLite's store builds multi-row INSERTs. Lines keep their order, since
+// COPY assigns the identity column row by row.
+func appendLogs(ctx context.Context, tx pgx.Tx, id string, entries []libra.LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"deployment_logs"}, []string{"deployment_id", "ts", "step", "level", "message"},
+		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
+			e := entries[i]
+			return []any{id, storesql.Micros(e.Time), string(e.Step), e.Level, e.Message}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("insert logs: %w", err)
+	}
+	return nil
+}
+
+// Logs returns the last limit log lines of a deployment, oldest first.
+func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry, error) {
+	rows, err := db.Pool.Query(ctx, pg(storesql.SelectLogs), id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("select logs: %w", err)
+	}
+	out, err := collect(rows, storesql.ScanLog)
+	if err != nil {
+		return nil, fmt.Errorf("select logs: %w", err)
+	}
+	return out, nil
+}
+
+// SiteByLabel returns what a deployment's own host serves.
+func (db *DB) SiteByLabel(ctx context.Context, label string) (string, string, error) {
+	return db.site(ctx, storesql.SiteByLabel, label)
+}
+
+// SiteByProject returns what a project's production alias serves.
+func (db *DB) SiteByProject(ctx context.Context, projectHost string) (string, string, error) {
+	return db.site(ctx, storesql.SiteByProject, projectHost)
+}
+
+// SiteByDomain returns what a verified custom domain serves.
+func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, error) {
+	return db.site(ctx, storesql.SiteByDomain, domain)
+}
+
+func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {
+	var id, manifest string
+	err := db.Pool.QueryRow(ctx, pg(query), key).Scan(&id, &manifest)
+	if noRows(err) {
+		return "", "", fmt.Errorf("site %q: %w", key, libra.ErrNotFound)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("select site: %w", err)
+	}
+	return id, manifest, nil
+}
