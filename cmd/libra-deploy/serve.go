@@ -19,7 +19,6 @@ import (
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/api"
-	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/sitehost"
@@ -72,7 +71,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	artifacts, err := artifactfs.New(c.artifactsDir())
+	artifacts, err := openArtifacts(ctx, c, logger)
 	if err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	sandboxes, closeSandboxes := newSandboxes(ctx, c, logger)
 	defer closeSandboxes()
 	runner := &workflow.Runner{
-		Artifacts:       artifacts,
+		Artifacts:       artifacts.Store,
 		Sandboxes:       sandboxes,
 		WorkRoot:        c.workDir(),
 		SitesDomain:     c.SitesDomain,
@@ -137,7 +136,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	sites := sitehost.New(sitehost.Config{
 		SitesDomain: c.SitesDomain,
 		Resolver:    db,
-		Artifacts:   artifacts,
+		Artifacts:   artifacts.Serving,
 		Logger:      logger,
 
 		APIHosts: c.APIHosts,
@@ -150,7 +149,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	handler := api.New(api.Config{
 		Store:     db,
-		Artifacts: artifacts,
+		Artifacts: artifacts.Store,
 		Sites:     sites,
 		Checks: map[string]func(context.Context) error{
 			"database": db.Ping,
