@@ -141,8 +141,9 @@ func (c *Cache) Stat(ctx context.Context, digest string) (int64, time.Time, erro
 // Open returns the cached file (an *os.File, so the site host can sendfile
 // and serve ranges from it), filling it first when needed.
 func (c *Cache) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
-	// A file evicted between the fill and the open is filled again; a
-	// second loss in a row means the cache is far too small for the load.
+	// A file evicted between the fill and the open, or removed from the
+	// disk behind the cache's back, is forgotten and filled again; a second
+	// loss in a row means the cache is far too small for the load.
 	for range 2 {
 		p, err := c.ensure(ctx, digest)
 		if err != nil {
@@ -155,6 +156,7 @@ func (c *Cache) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 		if !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("open cached blob: %w", err)
 		}
+		c.forget(filepath.Base(p))
 	}
 	return nil, fmt.Errorf("blob cache: %s evicted as soon as filled; the cache is too small", digest)
 }
@@ -162,7 +164,15 @@ func (c *Cache) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 // Path returns the cached file's path, filling it first when needed (the
 // site host's sendfile path). The file must not be written to.
 func (c *Cache) Path(digest string) (string, error) {
-	return c.ensure(context.Background(), digest)
+	p, err := c.ensure(context.Background(), digest)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		c.forget(filepath.Base(p))
+		return c.ensure(context.Background(), digest)
+	}
+	return p, nil
 }
 
 // ensure returns the path of the blob's cached file, fetching it once for
@@ -201,6 +211,17 @@ func (c *Cache) hit(sum string) bool {
 		c.lru.MoveToFront(el)
 	}
 	return ok
+}
+
+// forget drops a file that is no longer on the disk from the index.
+func (c *Cache) forget(sum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[sum]; ok {
+		c.lru.Remove(el)
+		delete(c.entries, sum)
+		c.used -= el.Value.(*entry).size
+	}
 }
 
 // fill fetches the blob into a temporary file, re-hashing it on the way,

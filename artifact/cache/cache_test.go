@@ -110,6 +110,13 @@ func TestCacheFillsOnceThenServesLocally(t *testing.T) {
 	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, content) {
 		t.Fatalf("Path's file holds %q (err %v)", b, err)
 	}
+	// Removed from the disk behind the cache's back: filled again.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, c, d); !bytes.Equal(got, content) || backing.opens.Load() != 2 {
+		t.Fatalf("after the file vanished: read %q, %d fetches, want a second fetch", got, backing.opens.Load())
+	}
 	if _, err := c.Open(context.Background(), libra.DigestPrefix+strings.Repeat("0", 64)); !errors.Is(err, libra.ErrNotFound) {
 		t.Fatalf("Open of a missing blob: %v, want ErrNotFound", err)
 	}
