@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +231,123 @@ func TestS3GCRemovesOldUnreferencedAndKeepsReferenced(t *testing.T) {
 	if r := s.page("site", "/"); r.status != 200 || string(r.body) != v2 {
 		t.Fatalf("kept deployment after gc, cold cache: %d %.40q", r.status, r.body)
 	}
+}
+
+// A node with a cold cache under concurrent requests for large files: every
+// response is whole and right, the cache stays within BLOB_CACHE_MB, and
+// memory and descriptors stay bounded. A blob damaged in the bucket is
+// never served.
+func TestS3ColdNodeConcurrentMissesAndDamagedBlob(t *testing.T) {
+	gw := s3test.Start(t)
+	const cacheMB = 24
+	s := startServer(t, append(append(gw.Env(s3Prefix), "BLOB_CACHE_MB="+strconv.Itoa(cacheMB)), noLimit...)...)
+	tok := s.setup("acme", "big")
+	const files, size = 3, 9 << 20 // over the site host's in-memory limit
+	list := []map[string]any{{"path": "index.html", "content": "<h1>big</h1>"}}
+	sums := map[string]string{}
+	for i := range files {
+		f := benchFile(fmt.Sprintf("l-%d.bin", i), size)
+		raw, _ := base64.StdEncoding.DecodeString(f["content"].(string))
+		sums[f["path"].(string)] = sha256Hex(string(raw))
+		list = append(list, f)
+	}
+	s.deployWait(tok, map[string]any{"projectId": "big", "orgId": "acme", "userId": "u", "initFiles": list}, "completed")
+	coldRestart(t, s)
+
+	const readers = 10
+	for path, sum := range sums {
+		var wg sync.WaitGroup
+		errs := make(chan error, readers)
+		for range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- getAndHash(s, "big.localhost:"+s.port, path, sum)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pid := s.cmd.Process.Pid
+	rss, fds := rssMB(t, pid), countFds(t, pid)
+	cached := dirSize(t, filepath.Join(s.dataDir, "blob-cache"))
+	t.Logf("%d files of %d MiB, %d concurrent cold readers each: blob cache %.1f MiB (bound %d MiB), RSS %d MB, %d fds",
+		files, size>>20, readers, float64(cached)/(1<<20), cacheMB, rss, fds)
+	if cached > cacheMB<<20 {
+		t.Errorf("blob cache holds %d bytes, over BLOB_CACHE_MB=%d", cached, cacheMB)
+	}
+	if rss > 400 || fds > 300 {
+		t.Errorf("RSS %d MB, %d fds: want under 400 MB and 300", rss, fds)
+	}
+
+	// Damage one object in the bucket (same size), then ask a cold node.
+	victim := "l-0.bin"
+	obj := filepath.Join(gw.Dir(), gw.Bucket, s3Prefix, "sha256", sums[victim])
+	if err := os.WriteFile(obj, bytes.Repeat([]byte{'X'}, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	coldRestart(t, s)
+	r := s.do("GET", "/"+victim, nil, "Host", "big.localhost:"+s.port)
+	if r.status == 200 || bytes.Contains(r.body, []byte("XXXX")) {
+		t.Fatalf("damaged blob: %d with %d bytes, want an error and none of it", r.status, len(r.body))
+	}
+	if exists(filepath.Join(s.dataDir, "blob-cache", sums[victim])) {
+		t.Fatal("the damaged blob was cached")
+	}
+	t.Logf("damaged blob answered %d %q", r.status, r.body)
+}
+
+// coldRestart restarts the server without its blob cache.
+func coldRestart(t *testing.T, s *server) {
+	t.Helper()
+	if err := s.stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.dataDir, "blob-cache")); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+}
+
+func getAndHash(s *server, host, path, sum string) error {
+	req, err := http.NewRequest("GET", "http://127.0.0.1:"+s.port+"/"+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Host = host
+	tr := &http.Transport{DisableKeepAlives: true, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, res.Body); err != nil {
+		return err
+	}
+	if res.StatusCode != 200 || hex.EncodeToString(h.Sum(nil)) != sum {
+		return fmt.Errorf("GET /%s: %d, content hashes to %x, want %s", path, res.StatusCode, h.Sum(nil), sum)
+	}
+	return nil
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, de := range des {
+		if info, err := de.Info(); err == nil {
+			total += info.Size()
+		}
+	}
+	return total
 }
