@@ -59,6 +59,13 @@ func s3BlobCount(t *testing.T, gw *s3test.Server) int {
 	return len(out.Contents)
 }
 
+// healthCheck returns one check's result from GET /health.
+func healthCheck(s *server, name string) string {
+	checks, _ := s.do("GET", "/health", nil).json["checks"].(map[string]any)
+	v, _ := checks[name].(string)
+	return v
+}
+
 // adminWith runs an admin subcommand with extra environment (the server's
 // own settings are not an admin command's).
 func (s *server) adminWith(env []string, args ...string) string {
@@ -133,7 +140,13 @@ func TestS3DeployServeAndStoreDown(t *testing.T) {
 	rows := countRows(t, s, "SELECT count(*) FROM deployments")
 	quota := s.admin("quota", "show", "--org", "acme")
 	blobs := s3BlobCount(t, gw)
+	if c := healthCheck(s, "artifacts"); c != "ok" {
+		t.Fatalf("health of the artifact store while up: %q", c)
+	}
 	gw.Stop()
+	if c := healthCheck(s, "artifacts"); c == "ok" || c == "" {
+		t.Fatalf("health of the artifact store while down: %q", c)
+	}
 	for name, body := range map[string]map[string]string{
 		"inline files only": {"index.html": "<h1>small</h1>"},
 		"with a blob":       {"index.html": "x", "big.html": big + "v2"},
@@ -350,4 +363,54 @@ func dirSize(t *testing.T, dir string) int64 {
 		}
 	}
 	return total
+}
+
+// TestServeRefusesBadArtifactStore: a bad artifact store setting stops
+// serve at start, naming the variable.
+func TestServeRefusesBadArtifactStore(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"ARTIFACT_STORE=ftp://bucket/x"}, "ARTIFACT_STORE"},
+		{[]string{"ARTIFACT_STORE=s3://Not_A_Bucket"}, "ARTIFACT_STORE"},
+		{[]string{"ARTIFACT_STORE=/var/lib/blobs"}, "ARTIFACT_STORE"},
+		{[]string{"ARTIFACT_STORE=s3://good-bucket", "BLOB_CACHE_MB=0"}, "BLOB_CACHE_MB"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.env, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+			cmd.Env = append(append(os.Environ(), tc.env...), "SANDBOX_ROOT="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil || err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("serve with %v: %v (deadline: %v)\n%.2000s", tc.env, err, ctx.Err(), out)
+			}
+		})
+	}
+}
+
+// Wrong S3 credentials: the server starts (the store may come back), but
+// every deploy is refused with a 503 and the secret is never logged.
+func TestS3WrongCredentialsRefuseDeploys(t *testing.T) {
+	gw := s3test.Start(t)
+	env := gw.Env(s3Prefix)
+	wrong := "wrong-secret-" + gw.SecretKey[:8]
+	env = append(env, "AWS_SECRET_ACCESS_KEY="+wrong)
+	s := startServer(t, env...)
+	tok := s.setup("acme", "site")
+	big := strings.Repeat("y", 20<<10)
+	for _, body := range []map[string]string{{"index.html": "small"}, {"big.html": big}} {
+		wantCode(t, s.deploy(tok, site("acme", "site", body)), 503, "SERVICE_UNAVAILABLE")
+	}
+	if n := countRows(t, s, "SELECT count(*) FROM deployments"); n != 0 {
+		t.Fatalf("%d deployment rows, want 0", n)
+	}
+	if c := healthCheck(s, "artifacts"); c == "ok" {
+		t.Fatal("health reports the artifact store ok with wrong credentials")
+	}
+	if strings.Contains(s.logs.String(), wrong) {
+		t.Fatal("the S3 secret appears in the server's log")
+	}
 }

@@ -155,9 +155,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			"database": db.Ping,
 			"queue":    q.Check,
 		},
-		InfoChecks: map[string]func(context.Context) error{
-			"sandbox": sandboxes.Check,
-		},
+		// Informational: without either, published sites still serve.
+		InfoChecks:  map[string]func(context.Context) error{"sandbox": sandboxes.Check, "artifacts": artifacts.Check},
 		Version:     version,
 		StartedAt:   started,
 		CORSOrigins: c.CORSOrigins,
