@@ -60,20 +60,36 @@ func loadArtifactConfig(c *config) artifactConfig {
 	}
 }
 
-// openArtifacts opens the artifact store ARTIFACT_STORE names: the data
-// directory's artifacts/ by default, or an S3 bucket, read through a blob
-// cache in the data directory.
+// openArtifacts opens the artifact store ARTIFACT_STORE names, for serve:
+// the data directory's artifacts/ by default, or an S3 bucket, read through
+// a blob cache in the data directory.
 func openArtifacts(ctx context.Context, c *config, logger *slog.Logger) (*artifactStores, error) {
 	ac := loadArtifactConfig(c)
-	if ac.URL == "" {
-		return openLocalArtifacts(ac.artifactDir)
+	stores, err := openArtifactStore(ctx, ac)
+	if err != nil || ac.URL == "" {
+		return stores, err
 	}
-	stores, err := openS3Artifacts(ctx, ac)
+	if ac.CacheMB < 1 {
+		return nil, fmt.Errorf("BLOB_CACHE_MB must be at least 1, got %d", ac.CacheMB)
+	}
+	// The cache is serve's alone (it holds the data directory's lock):
+	// opening it removes the temporary files of fills in progress.
+	blobCache, err := cache.New(stores.Store, filepath.Join(ac.dataDir, "blob-cache"), int64(ac.CacheMB)<<20)
 	if err != nil {
 		return nil, err
 	}
+	stores.Serving = blobCache
 	logger.Info("artifact store", "store", stores.Kind, "endpoint", ac.Endpoint, "blob_cache_mb", ac.CacheMB)
 	return stores, nil
+}
+
+// openArtifactStore opens the store without a cache, for commands that run
+// beside serve (gc, disk) and only list, read manifests and remove.
+func openArtifactStore(ctx context.Context, ac artifactConfig) (*artifactStores, error) {
+	if ac.URL == "" {
+		return openLocalArtifacts(ac.artifactDir)
+	}
+	return openS3Artifacts(ctx, ac)
 }
 
 func openLocalArtifacts(dir string) (*artifactStores, error) {
@@ -90,24 +106,18 @@ func openS3Artifacts(ctx context.Context, ac artifactConfig) (*artifactStores, e
 	if err != nil {
 		return nil, fmt.Errorf("ARTIFACT_STORE: %w", err)
 	}
-	if ac.CacheMB < 1 {
-		return nil, fmt.Errorf("BLOB_CACHE_MB must be at least 1, got %d", ac.CacheMB)
+	// Uploads are spooled here while their digest is computed.
+	spool := filepath.Join(ac.dataDir, "tmp")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, fmt.Errorf("create upload spool directory: %w", err)
 	}
 	st, err := artifacts3.New(ctx, artifacts3.Options{
 		Bucket: bucket, Prefix: prefix, Endpoint: ac.Endpoint, Region: ac.Region,
-		AccessKeyID: ac.AccessKey, SecretAccessKey: ac.SecretKey,
-		TempDir: filepath.Join(ac.dataDir, "tmp"),
+		AccessKeyID: ac.AccessKey, SecretAccessKey: ac.SecretKey, TempDir: spool,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(ac.dataDir, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("create upload spool directory: %w", err)
-	}
-	blobCache, err := cache.New(st, filepath.Join(ac.dataDir, "blob-cache"), int64(ac.CacheMB)<<20)
-	if err != nil {
-		return nil, err
-	}
-	return &artifactStores{Store: st, Serving: blobCache, Blobs: artifacts3.NewBlobs(st),
+	return &artifactStores{Store: st, Serving: st, Blobs: artifacts3.NewBlobs(st),
 		Check: st.Check, Kind: "s3://" + bucket + "/" + prefix}, nil
 }

@@ -97,7 +97,7 @@ func (g *gcConfig) openCollector(ctx context.Context, c *config) (col *gc.Collec
 	if err != nil {
 		return nil, nil, err
 	}
-	artifacts, err := openArtifacts(ctx, c, quietLogger())
+	artifacts, err := openArtifactStore(ctx, loadArtifactConfig(c))
 	if err != nil {
 		db.Close()
 		return nil, nil, err
