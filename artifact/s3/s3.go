@@ -52,7 +52,17 @@ type Options struct {
 	// TempDir holds uploads larger than memSpool while their digest is
 	// computed; default os.TempDir().
 	TempDir string
+	// ResponseTimeout bounds the wait for a response's headers, so that a
+	// server that accepts connections but never answers fails requests
+	// (and POST /deploy answers 503) instead of holding them; default
+	// DefaultResponseTimeout.
+	ResponseTimeout time.Duration
 }
+
+// DefaultResponseTimeout is Options.ResponseTimeout's default: far above
+// any healthy answer, uploads of the largest file included (the headers
+// come once the body is sent).
+const DefaultResponseTimeout = time.Minute
 
 // Store is a content-addressed blob store in one bucket. It keeps no state
 // of its own, so any number of processes may share the bucket.
@@ -92,7 +102,13 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Prefix != "" && !strings.HasSuffix(opts.Prefix, "/") {
 		opts.Prefix += "/"
 	}
-	loaders := []func(*config.LoadOptions) error{config.WithRegion(opts.Region)}
+	if opts.ResponseTimeout <= 0 {
+		opts.ResponseTimeout = DefaultResponseTimeout
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = opts.ResponseTimeout
+	})
+	loaders := []func(*config.LoadOptions) error{config.WithRegion(opts.Region), config.WithHTTPClient(httpClient)}
 	if opts.AccessKeyID != "" && opts.SecretAccessKey != "" {
 		loaders = append(loaders, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, "")))

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -263,5 +264,52 @@ func TestStorePutFailsWhenServerDown(t *testing.T) {
 	t.Logf("Put failed after %v with the server down", time.Since(start).Round(time.Millisecond))
 	if err := st.Check(ctx); err == nil {
 		t.Fatal("Check succeeded with the server stopped")
+	}
+}
+
+// A server that accepts connections and never answers makes Put fail
+// within a bound rather than hold the request forever.
+func TestStorePutFailsWhenServerHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	st, err := artifacts3.New(context.Background(), artifacts3.Options{
+		Bucket: "hanging", Endpoint: "http://" + ln.Addr().String(), Region: "us-east-1",
+		AccessKeyID: "k", SecretAccessKey: "s", TempDir: t.TempDir(), ResponseTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err = st.Put(context.Background(), strings.NewReader("into the void"))
+	took := time.Since(start)
+	t.Logf("Put against a hanging server failed after %v: %v", took.Round(time.Millisecond), err)
+	if err == nil {
+		t.Fatal("Put succeeded against a server that never answers")
+	}
+	if took > 30*time.Second {
+		t.Fatalf("Put took %v to give up; want well under 30s with a 1s response timeout", took)
 	}
 }
