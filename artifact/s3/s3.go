@@ -176,10 +176,15 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, int64, error) {
 			return digest, sp.size, nil
 		}
 		if isStatus(err, http.StatusPreconditionFailed) {
-			if err := s.touch(ctx, key, sp.size); err != nil {
+			err = s.touch(ctx, key, sp.size)
+			if err == nil {
+				return digest, sp.size, nil
+			}
+			// Removed by a collector since the 412: upload it again.
+			if !isStatus(err, http.StatusNotFound) || attempt >= 4 {
 				return "", 0, err
 			}
-			return digest, sp.size, nil
+			continue
 		}
 		// 409: another conditional write of this key is in flight (AWS
 		// says so instead of waiting); once it lands, ours gets a 412.
