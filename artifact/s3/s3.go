@@ -171,30 +171,80 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (string, int64, error) {
 	digest := libra.DigestPrefix + hex.EncodeToString(sp.sum)
 	key, _ := s.key(digest)
 	for attempt := 0; ; attempt++ {
-		err = s.putNew(ctx, key, sp)
-		if err == nil {
+		done, err := s.putOnce(ctx, key, sp, attempt > 0 || sp.size >= headFirst)
+		if err != nil {
+			return "", 0, fmt.Errorf("store %s: %w", digest, err)
+		}
+		if done {
 			return digest, sp.size, nil
 		}
-		if isStatus(err, http.StatusPreconditionFailed) {
-			err = s.touch(ctx, key, sp.size)
-			if err == nil {
-				return digest, sp.size, nil
-			}
-			// Removed by a collector since the 412: upload it again.
-			if !isStatus(err, http.StatusNotFound) || attempt >= 4 {
-				return "", 0, err
-			}
-			continue
-		}
-		// 409: another conditional write of this key is in flight (AWS
-		// says so instead of waiting); once it lands, ours gets a 412.
-		if !isStatus(err, http.StatusConflict) || attempt >= 4 {
-			return "", 0, fmt.Errorf("upload %s: %w", digest, err)
+		if attempt >= 4 {
+			return "", 0, fmt.Errorf("store %s: still contended after %d attempts", digest, attempt+1)
 		}
 		if err := sleep(ctx, time.Duration(attempt+1)*50*time.Millisecond); err != nil {
 			return "", 0, err
 		}
 	}
+}
+
+// headFirst is the size from which Put asks whether a blob is there before
+// sending it: a redeploy's unchanged files then cost a HEAD, not an upload.
+// Smaller ones are sent at once, which costs no more than the HEAD.
+const headFirst = 256 << 10
+
+// putOnce tries once to store the blob. done false with no error means
+// another writer of the same key was in the way: try again.
+func (s *Store) putOnce(ctx context.Context, key string, sp *spooled, askFirst bool) (done bool, err error) {
+	if askFirst {
+		if found, err := s.present(ctx, key, sp.size); err != nil || found {
+			return s.refreshed(ctx, key, sp.size, err)
+		}
+	}
+	err = s.putNew(ctx, key, sp)
+	switch {
+	case err == nil:
+		return true, nil
+	case isStatus(err, http.StatusPreconditionFailed):
+		// Stored by someone else meanwhile.
+		return s.refreshed(ctx, key, sp.size, nil)
+	case isStatus(err, http.StatusConflict):
+		// AWS: another conditional write of this key is in flight.
+		return false, nil
+	}
+	// A server may refuse a conditional write before reading the body and
+	// drop the connection, which the client sees as a reset, not a 412.
+	if found, herr := s.present(ctx, key, sp.size); herr == nil && found {
+		return s.refreshed(ctx, key, sp.size, nil)
+	}
+	return false, fmt.Errorf("upload: %w", err)
+}
+
+// refreshed touches a blob found stored; one removed by a collector since
+// it was found is to be uploaded again (done false).
+func (s *Store) refreshed(ctx context.Context, key string, size int64, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	err = s.touch(ctx, key, size)
+	if isStatus(err, http.StatusNotFound) || errors.Is(err, errVanished) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// present reports whether the blob is stored, with the size its content has.
+func (s *Store) present(ctx context.Context, key string, size int64) (bool, error) {
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if isStatus(err, http.StatusNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up stored blob: %w", err)
+	}
+	if got := aws.ToInt64(head.ContentLength); got != size {
+		return false, fmt.Errorf("stored blob %s has %d bytes, want %d", key, got, size)
+	}
+	return true, nil
 }
 
 func (s *Store) putNew(ctx context.Context, key string, sp *spooled) error {
@@ -232,15 +282,15 @@ func (s *Store) touch(ctx context.Context, key string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("refresh stored blob %s: %w", key, err)
 	}
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
-	if err != nil {
-		return fmt.Errorf("check stored blob %s: %w", key, err)
+	found, err := s.present(ctx, key, size)
+	if err == nil && !found {
+		err = fmt.Errorf("stored blob %s: %w", key, errVanished)
 	}
-	if got := aws.ToInt64(head.ContentLength); got != size {
-		return fmt.Errorf("stored blob %s has %d bytes, want %d", key, got, size)
-	}
-	return nil
+	return err
 }
+
+// errVanished is a blob removed (by a collector) while it was refreshed.
+var errVanished = errors.New("removed while refreshed")
 
 // Open returns the blob's content, or an error wrapping libra.ErrNotFound.
 func (s *Store) Open(ctx context.Context, digest string) (io.ReadCloser, error) {

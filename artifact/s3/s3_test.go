@@ -176,24 +176,32 @@ func TestServerRefusesWrongChecksum(t *testing.T) {
 }
 
 // Storing content again refreshes its time, as artifact/fs does: the
-// collector's grace period counts from the last store.
+// collector's grace period counts from the last store. Small blobs find out
+// by a refused conditional upload, large ones by asking first.
 func TestStorePutAgainRefreshesTime(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := context.Background()
 	st := srv.Store(ctx, "")
-	content := []byte("stored twice")
-	digest, _, err := st.Put(ctx, bytes.NewReader(content))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, first, _ := st.Stat(ctx, digest)
-	time.Sleep(1100 * time.Millisecond) // S3 times have one-second resolution
-	if _, _, err := st.Put(ctx, bytes.NewReader(content)); err != nil {
-		t.Fatalf("second Put: %v", err)
-	}
-	_, second, err := st.Stat(ctx, digest)
-	if err != nil || !second.After(first) {
-		t.Fatalf("time after the second Put %v (err %v), want after %v", second, err, first)
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"small", 100}, {"large", 1 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			content := randomBytes(t, tc.size)
+			digest, _, err := st.Put(ctx, bytes.NewReader(content))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, first, _ := st.Stat(ctx, digest)
+			time.Sleep(1100 * time.Millisecond) // S3 times have one-second resolution
+			if _, _, err := st.Put(ctx, bytes.NewReader(content)); err != nil {
+				t.Fatalf("second Put: %v", err)
+			}
+			_, second, err := st.Stat(ctx, digest)
+			if err != nil || !second.After(first) {
+				t.Fatalf("time after the second Put %v (err %v), want after %v", second, err, first)
+			}
+		})
 	}
 }
 
