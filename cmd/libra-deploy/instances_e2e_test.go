@@ -56,8 +56,12 @@ func TestTwoInstancesOneHost(t *testing.T) {
 		t.Fatal("the killed builds left no files to their uids: the take-back below proves nothing")
 	}
 
+	// c asks for b's uids by name: from the default pool it would get the
+	// lowest free ones, which any other libra-deploy on the host (a user's,
+	// another test package's) may hold, so which it got would prove nothing.
+	// Claiming them must still wait for nobody: b is dead.
 	begin := time.Now()
-	c, cUIDs := startDefaultInstance(t)
+	c, cUIDs := startDefaultInstance(t, fmt.Sprintf("SANDBOX_UID_BASE=%d", bUIDs[0]))
 	t.Logf("instance c ready in %s: cgroup %s, uids %v", time.Since(begin).Round(time.Millisecond), c.cgroup, cUIDs)
 	checkTakenOver(t, a, b, bUIDs, cUIDs)
 
@@ -92,9 +96,9 @@ var claimedUIDs = regexp.MustCompile(`"uids":"([0-9,]+)"`)
 
 // startDefaultInstance starts serve with the default uid pool and cgroup
 // parent, and returns the uids it claimed, as it logs them.
-func startDefaultInstance(t *testing.T) (*server, []int) {
+func startDefaultInstance(t *testing.T, env ...string) (*server, []int) {
 	t.Helper()
-	s := startServer(t, "SANDBOX_UID_BASE=", "SANDBOX_CGROUP=")
+	s := startServer(t, append([]string{"SANDBOX_UID_BASE=", "SANDBOX_CGROUP="}, env...)...)
 	defaultCgroupOf(t, s)
 	s.waitLog(claimedUIDs, 10*time.Second)
 	var uids []int
