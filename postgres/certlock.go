@@ -150,3 +150,24 @@ func (s *CertStorage) Unlock(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Close releases every lock this process still holds, for a node that
+// shuts down in the middle of an order: the others need not wait LockTTL
+// for it. Like Unlock, it deletes only rows that are still ours.
+func (s *CertStorage) Close() error {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.held))
+	for name := range s.held {
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
+	defer cancel()
+	var errs []error
+	for _, name := range names {
+		if err := s.Unlock(ctx, name); err != nil && !errors.Is(err, ErrLockNotHeld) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

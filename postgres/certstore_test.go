@@ -286,3 +286,38 @@ func lockOwner(t *testing.T, s *CertStorage, name string) string {
 	}
 	return owner
 }
+
+// certmagic's RenewLockLease keeps a lock past LockTTL without the
+// renewer; Close hands a stopping node's locks over at once.
+func TestCertLockLeaseAndClose(t *testing.T) {
+	ctx := context.Background()
+	ttl := time.Second
+	a, b := twoNodes(t, CertStorageOptions{LockTTL: ttl, MaxPoll: 50 * time.Millisecond})
+	for _, name := range []string{"leased", "other"} {
+		if err := a.Lock(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.RenewLockLease(ctx, "leased", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	pauseRenewal(a, "leased")
+	time.Sleep(2 * ttl)
+	if ok, err := b.TryLock(ctx, "leased"); ok || err != nil {
+		t.Fatalf("TryLock of a lock leased for a minute, 2 TTLs after its last renewal: %v, %v; want false", ok, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"leased", "other"} {
+		if ok, err := b.TryLock(ctx, name); !ok || err != nil {
+			t.Errorf("TryLock(%s) after the holder's Close: %v, %v; want true", name, ok, err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if owner := lockOwner(t, a, "other"); owner != "" {
+		t.Errorf("after Close the lock is still owned by %q", owner)
+	}
+}

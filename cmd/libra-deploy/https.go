@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,11 +96,22 @@ func startHTTPS(hc httpsConfig, dataDir string, domains tlsissuer.VerifiedDomain
 		}
 	}()
 	logger.Info("https serving", "addr", ln.Addr().String(), "acme_directory", hc.Directory, "cert_storage", storageName(storage))
-	stop := func(ctx context.Context) {
+	return iss.HTTPChallengeHandler(handler), httpsStopper(srv, iss, storage, logger), nil
+}
+
+// httpsStopper returns the function that stops the listener, the issuer's
+// renewals and, with shared storage, releases the locks of orders cut
+// short, so that other nodes need not wait their TTL.
+func httpsStopper(srv *http.Server, iss *tlsissuer.Issuer, storage certmagic.Storage, logger *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
 		srv.Shutdown(ctx)
 		iss.Close()
+		if c, ok := storage.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				logger.Warn("release certificate locks", "err", err)
+			}
+		}
 	}
-	return iss.HTTPChallengeHandler(handler), stop, nil
 }
 
 // certStorage says where certificates, the ACME account, pending challenges
