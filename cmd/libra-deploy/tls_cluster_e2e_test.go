@@ -44,7 +44,7 @@ func TestHTTPSClusterSharesCertificates(t *testing.T) {
 
 	tok := pgAdmin(t, node1, dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
 	pgAdmin(t, node1, dbURL, "project", "create", "--org", "acme", "--id", "shop")
-	for _, d := range []string{"shop.example.com", "both.example.com"} {
+	for _, d := range []string{"shop.example.com", "both.example.com", "held.example.com"} {
 		wantCode(t, node1.do("POST", "/projects/shop/domains", map[string]any{"domain": d}, bearer(tok)...), 201, "")
 		node1.verifyDomain(dns, tok, "shop", d)
 	}
@@ -83,6 +83,7 @@ func TestHTTPSClusterSharesCertificates(t *testing.T) {
 	if n := acme.OrdersFor("both.example.com"); n != 1 {
 		t.Errorf("orders for both.example.com, asked of both nodes at once = %d, want 1", n)
 	}
+	orderAfterDeadHolder(t, dbURL, "held.example.com", https2, acme, deadline)
 	checkCertRows(t, dbURL, node1, node2)
 	for i, n := range []*server{node1, node2} {
 		rss, fds := processFigures(t, n.cmd.Process.Pid)
@@ -93,7 +94,7 @@ func TestHTTPSClusterSharesCertificates(t *testing.T) {
 			t.Errorf("node %d: RSS %.1f MiB, %d fds; want under 300 MiB and 200 fds", i+1, rss, fds)
 		}
 	}
-	t.Logf("orders placed: %d for 2 domains over 2 nodes; test took %v", acme.Orders(), time.Since(start).Round(time.Millisecond))
+	t.Logf("orders placed: %d for 3 domains over 2 nodes; test took %v", acme.Orders(), time.Since(start).Round(time.Millisecond))
 }
 
 // httpsPort waits for the node's "https serving" line, which must say that
@@ -149,8 +150,8 @@ func checkCertRows(t *testing.T, dbURL string, nodes ...*server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if certs != 2 || keys != 2 {
-		t.Errorf("certificate rows: %d certificates and %d keys, want 2 and 2", certs, keys)
+	if certs != 3 || keys != 3 {
+		t.Errorf("certificate rows: %d certificates and %d keys, want 3 and 3", certs, keys)
 	}
 	// A lock row outlives its Unlock only if a holder died; none did.
 	if locks != 0 {
@@ -160,5 +161,32 @@ func checkCertRows(t *testing.T, dbURL string, nodes ...*server) {
 		if _, err := os.Stat(filepath.Join(s.dataDir, "certs")); err == nil {
 			t.Errorf("node %d has a certs directory in its data directory", i+1)
 		}
+	}
+}
+
+// orderAfterDeadHolder: a node that died (or stopped) while ordering name
+// left certmagic's lock for it, valid for 3 more seconds on the database's
+// clock. A handshake for name waits for that lock to go stale, takes it
+// over, and places the one order.
+func orderAfterDeadHolder(t *testing.T, dbURL, name string, port int, acme *pebbletest.Server, deadline time.Time) {
+	t.Helper()
+	err := pgQueryRow(t, dbURL, `INSERT INTO certmagic_locks (name, owner, expires_at)
+		VALUES ($1, 'a node that died', now() + interval '3 seconds') RETURNING 1`, "issue_cert_"+name).Scan(new(int))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if _, err := tlsHandshake("127.0.0.1:"+strconv.Itoa(port), name, acme.Roots, deadline); err != nil {
+		t.Fatalf("handshake for %s, whose lock a dead node held: %v", name, err)
+	}
+	waited := time.Since(t0)
+	t.Logf("%s: lock left by a dead node (valid 3s more) taken over, certificate served after %v", name, waited.Round(time.Millisecond))
+	// The lock was valid for 3s: a handshake done well before that did
+	// not wait for it.
+	if waited < 2*time.Second {
+		t.Errorf("the handshake took %v: it did not wait for the dead node's lock to expire", waited)
+	}
+	if n := acme.OrdersFor(name); n != 1 {
+		t.Errorf("orders for %s = %d, want 1", name, n)
 	}
 }
