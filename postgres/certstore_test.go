@@ -240,7 +240,7 @@ func TestCertLockStaleTakeoverAndFencing(t *testing.T) {
 	if err := b.Unlock(ctx, "x"); !errors.Is(err, ErrLockNotHeld) {
 		t.Errorf("Unlock by a node that never held it: %v, want ErrLockNotHeld", err)
 	}
-	if owner := lockOwner(t, a, "x"); owner != a.held["x"].token {
+	if owner := lockOwner(t, a, "x"); owner != heldToken(a, "x") {
 		t.Fatalf("after a non-owner's Unlock the lock's owner is %q, want a's", owner)
 	}
 	pauseRenewal(a, "x")
@@ -249,7 +249,7 @@ func TestCertLockStaleTakeoverAndFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("stale lock (TTL %v) taken over %v after its holder stopped renewing", ttl, time.Since(t0).Round(time.Millisecond))
-	bToken := b.held["x"].token
+	bToken := heldToken(b, "x")
 	if err := a.RenewLockLease(ctx, "x", time.Minute); !errors.Is(err, ErrLockNotHeld) {
 		t.Errorf("the old holder's RenewLockLease: %v, want ErrLockNotHeld", err)
 	}
@@ -275,6 +275,12 @@ func pauseRenewal(s *CertStorage, name string) {
 	s.mu.Unlock()
 	h.stop()
 	<-h.done
+}
+
+func heldToken(s *CertStorage, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[name].token
 }
 
 func lockOwner(t *testing.T, s *CertStorage, name string) string {

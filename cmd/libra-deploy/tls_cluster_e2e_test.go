@@ -49,32 +49,7 @@ func TestHTTPSClusterSharesCertificates(t *testing.T) {
 		node1.verifyDomain(dns, tok, "shop", d)
 	}
 
-	// Node 1 orders; the CA asks node 2, which answers from storage.
-	t0 := time.Now()
-	leaf1, err := tlsHandshake("127.0.0.1:"+strconv.Itoa(https1), "shop.example.com", acme.Roots, deadline)
-	if err != nil {
-		t.Fatalf("handshake with node 1: %v", err)
-	}
-	t.Logf("node 1: first handshake, with issuance validated through node 2: %v", time.Since(t0).Round(time.Millisecond))
-	if !waitLogs(node2, 2*time.Second, hasLogLine(`"msg":"served key authentication"`, `"identifier":"shop.example.com"`, `"distributed":true`)) {
-		t.Error("node 2 did not answer node 1's HTTP-01 challenge from the shared storage")
-	}
-	if !waitLogs(node1, 2*time.Second, hasLogLine(`"msg":"certificate obtained"`, `"domain":"shop.example.com"`)) {
-		t.Error(`no "certificate obtained" line for shop.example.com in node 1's log`)
-	}
-
-	// Node 2 serves the same certificate, from the database, without an
-	// order of its own.
-	leaf2, err := tlsHandshake("127.0.0.1:"+strconv.Itoa(https2), "shop.example.com", acme.Roots, deadline)
-	if err != nil {
-		t.Fatalf("handshake with node 2: %v", err)
-	}
-	if leaf2.SerialNumber.Cmp(leaf1.SerialNumber) != 0 {
-		t.Errorf("node 2 served serial %v, node 1 %v: want one certificate", leaf2.SerialNumber, leaf1.SerialNumber)
-	}
-	if n := acme.OrdersFor("shop.example.com"); n != 1 {
-		t.Errorf("orders for shop.example.com = %d, want 1", n)
-	}
+	orderThroughOtherNode(t, node1, node2, https1, https2, acme, deadline)
 
 	leaves := bothAtOnce(t, "both.example.com", []int{https1, https2}, acme.Roots, deadline)
 	if leaves[0].SerialNumber.Cmp(leaves[1].SerialNumber) != 0 {
@@ -188,5 +163,38 @@ func orderAfterDeadHolder(t *testing.T, dbURL, name string, port int, acme *pebb
 	}
 	if n := acme.OrdersFor(name); n != 1 {
 		t.Errorf("orders for %s = %d, want 1", name, n)
+	}
+}
+
+// orderThroughOtherNode: node 1 orders a certificate for shop.example.com
+// and the CA asks node 2 (the only node it validates at), which answers
+// node 1's challenge from storage; then node 2 serves the same
+// certificate, from the database, with no order of its own.
+func orderThroughOtherNode(t *testing.T, node1, node2 *server, https1, https2 int, acme *pebbletest.Server, deadline time.Time) {
+	t.Helper()
+	t0 := time.Now()
+	leaf1, err := tlsHandshake("127.0.0.1:"+strconv.Itoa(https1), "shop.example.com", acme.Roots, deadline)
+	if err != nil {
+		t.Fatalf("handshake with node 1: %v", err)
+	}
+	t.Logf("node 1: first handshake, with issuance validated through node 2: %v", time.Since(t0).Round(time.Millisecond))
+	if !waitLogs(node2, 2*time.Second, hasLogLine(`"msg":"served key authentication"`, `"identifier":"shop.example.com"`, `"distributed":true`)) {
+		t.Error("node 2 did not answer node 1's HTTP-01 challenge from the shared storage")
+	}
+	if !waitLogs(node1, 2*time.Second, hasLogLine(`"msg":"certificate obtained"`, `"domain":"shop.example.com"`)) {
+		t.Error(`no "certificate obtained" line for shop.example.com in node 1's log`)
+	}
+
+	// Node 2 serves the same certificate, from the database, without an
+	// order of its own.
+	leaf2, err := tlsHandshake("127.0.0.1:"+strconv.Itoa(https2), "shop.example.com", acme.Roots, deadline)
+	if err != nil {
+		t.Fatalf("handshake with node 2: %v", err)
+	}
+	if leaf2.SerialNumber.Cmp(leaf1.SerialNumber) != 0 {
+		t.Errorf("node 2 served serial %v, node 1 %v: want one certificate", leaf2.SerialNumber, leaf1.SerialNumber)
+	}
+	if n := acme.OrdersFor("shop.example.com"); n != 1 {
+		t.Errorf("orders for shop.example.com = %d, want 1", n)
 	}
 }
