@@ -26,7 +26,9 @@ var migrationFiles embed.FS
 const migrationLockKey int64 = 0x6c696272616d6967
 
 // Migrations returns the embedded migrations, for tests and tools.
-func Migrations() ([]storesql.Migration, error) { return storesql.LoadMigrations(migrationFiles) }
+func Migrations() ([]storesql.Migration, error) {
+	return storesql.LoadNumberedMigrations(migrationFiles)
+}
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	ms, err := Migrations()

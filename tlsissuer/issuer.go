@@ -15,7 +15,10 @@
 // service's plain HTTP handler, TLS-ALPN-01 by the TLS configuration itself,
 // so whichever of ports 80 and 443 reaches this process is enough.
 // Certificates, keys and the ACME account live under Config.StorageDir and
-// are reused after a restart.
+// are reused after a restart; in cluster mode Config.Storage puts them, the
+// pending challenges and the locks around orders in the shared database
+// instead, so that every node serves what one obtained and answers the
+// challenges of another's order.
 package tlsissuer
 
 import (
@@ -44,12 +47,17 @@ const LetsEncrypt = certmagic.LetsEncryptProductionCA
 // has verified, or that is reserved: no certificate may be obtained for it.
 var ErrNotAttached = errors.New("domain is not a verified custom domain of any project")
 
-// Config configures an Issuer. StorageDir and Allowed are required.
+// Config configures an Issuer. Allowed and one of Storage and StorageDir
+// are required.
 type Config struct {
 	// StorageDir holds certificates, their keys, the ACME account and
 	// pending challenges; e.g. {data dir}/certs. Everything in it is
-	// written 0600 in 0700 directories.
+	// written 0600 in 0700 directories. Unused when Storage is set.
 	StorageDir string
+	// Storage, when set, holds all of the above instead, and provides
+	// the locks certmagic takes around an order: shared by several
+	// nodes (postgres.CertStorage), it makes them one ACME client.
+	Storage certmagic.Storage
 	// DirectoryURL is the ACME directory; default LetsEncrypt.
 	DirectoryURL string
 	// Email is the ACME account's contact; optional.
@@ -119,9 +127,6 @@ const (
 
 // New returns an Issuer. Close it to stop its background maintenance.
 func New(cfg Config) (*Issuer, error) {
-	if cfg.StorageDir == "" {
-		return nil, errors.New("tlsissuer: StorageDir is required")
-	}
 	if cfg.Allowed == nil {
 		// On-demand issuance with no gate would order a certificate for
 		// any name a client puts in its SNI.
@@ -130,8 +135,9 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.DisableHTTP01 && cfg.DisableTLSALPN01 {
 		return nil, errors.New("tlsissuer: at least one challenge type must be enabled")
 	}
-	if err := os.MkdirAll(cfg.StorageDir, 0o700); err != nil {
-		return nil, fmt.Errorf("tlsissuer: create storage directory: %w", err)
+	storage, err := openStorage(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.DirectoryURL == "" {
 		cfg.DirectoryURL = LetsEncrypt
@@ -171,7 +177,7 @@ func New(cfg Config) (*Issuer, error) {
 		Logger:           zl,
 	})
 	i.magic = certmagic.New(i.cache, certmagic.Config{
-		Storage:  &certmagic.FileStorage{Path: cfg.StorageDir},
+		Storage:  storage,
 		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: i.decide},
 		OnEvent:  i.onEvent,
 		Logger:   zl,
@@ -191,6 +197,21 @@ func New(cfg Config) (*Issuer, error) {
 	})
 	i.magic.Issuers = []certmagic.Issuer{i.acme}
 	return i, nil
+}
+
+// openStorage returns cfg.Storage or, without one, the files under
+// cfg.StorageDir, which it creates.
+func openStorage(cfg Config) (certmagic.Storage, error) {
+	if cfg.Storage != nil {
+		return cfg.Storage, nil
+	}
+	if cfg.StorageDir == "" {
+		return nil, errors.New("tlsissuer: StorageDir or Storage is required")
+	}
+	if err := os.MkdirAll(cfg.StorageDir, 0o700); err != nil {
+		return nil, fmt.Errorf("tlsissuer: create storage directory: %w", err)
+	}
+	return &certmagic.FileStorage{Path: cfg.StorageDir}, nil
 }
 
 // Close stops background renewal; calling it again does nothing.

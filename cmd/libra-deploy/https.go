@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/internal/http1"
+	"github.com/libra-deploy/libra-deploy/postgres"
 	"github.com/libra-deploy/libra-deploy/tlsissuer"
 )
 
@@ -50,8 +54,10 @@ func startHTTPS(hc httpsConfig, dataDir string, domains tlsissuer.VerifiedDomain
 	if err != nil {
 		return nil, nil, fmt.Errorf("https listen: %w", err)
 	}
+	storageDir, storage := certStorage(domains, dataDir, logger)
 	cfg := tlsissuer.Config{
-		StorageDir:   filepath.Join(dataDir, "certs"),
+		StorageDir:   storageDir,
+		Storage:      storage,
 		DirectoryURL: hc.Directory,
 		Email:        hc.Email,
 		Allowed:      tlsissuer.AttachedDomains(domains, hosts),
@@ -89,10 +95,41 @@ func startHTTPS(hc httpsConfig, dataDir string, domains tlsissuer.VerifiedDomain
 			logger.Error("https server", "err", err)
 		}
 	}()
-	logger.Info("https serving", "addr", ln.Addr().String(), "acme_directory", hc.Directory)
-	stop := func(ctx context.Context) {
+	logger.Info("https serving", "addr", ln.Addr().String(), "acme_directory", hc.Directory, "cert_storage", storageName(storage))
+	return iss.HTTPChallengeHandler(handler), httpsStopper(srv, iss, storage, logger), nil
+}
+
+// httpsStopper returns the function that stops the listener, the issuer's
+// renewals and, with shared storage, releases the locks of orders cut
+// short, so that other nodes need not wait their TTL.
+func httpsStopper(srv *http.Server, iss *tlsissuer.Issuer, storage certmagic.Storage, logger *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
 		srv.Shutdown(ctx)
 		iss.Close()
+		if c, ok := storage.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				logger.Warn("release certificate locks", "err", err)
+			}
+		}
 	}
-	return iss.HTTPChallengeHandler(handler), stop, nil
+}
+
+// certStorage says where certificates, the ACME account, pending challenges
+// and the locks around orders live. With POSTGRES_URL, in the shared
+// database: every node then serves and renews what any node obtained,
+// answers the HTTP-01 challenges of another node's order, and two nodes
+// asked for one new domain place one order. Else in DATA_DIR/certs, as a
+// single node always kept them.
+func certStorage(state tlsissuer.VerifiedDomains, dataDir string, logger *slog.Logger) (dir string, shared certmagic.Storage) {
+	if pg, ok := state.(*postgresState); ok {
+		return "", postgres.NewCertStorage(pg.Pool, postgres.CertStorageOptions{Logger: logger})
+	}
+	return filepath.Join(dataDir, "certs"), nil
+}
+
+func storageName(shared certmagic.Storage) string {
+	if shared != nil {
+		return "postgres"
+	}
+	return "files"
 }
