@@ -12,38 +12,62 @@ import (
 	"time"
 
 	"github.com/libra-deploy/libra-deploy/internal/pgtest"
+	"github.com/libra-deploy/libra-deploy/internal/s3test"
 )
 
-// BenchmarkPostgresAccept drives one real `serve` on PostgreSQL with 32
-// concurrent clients and prints accepted deployments/s, accept latency, and
-// the CPU-seconds per accepted deployment of the node and of PostgreSQL
-// (this machine's 2 cores serve both, and the builds the accepts start).
+// BenchmarkPostgresAccept measures accepted deployments per second on
+// PostgreSQL with one node and with three, all on one throwaway database and
+// one versitygw bucket, clients spread round-robin over the nodes. Every node
+// shares this machine's 2 cores, so it also prints the CPU each node and
+// PostgreSQL spent per accepted deployment (the builds the nodes ran
+// meanwhile included): on separate machines, that, not the rate here, says
+// how the cluster scales.
 func BenchmarkPostgresAccept(b *testing.B) {
+	for _, nodes := range []int{1, 3} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) { benchAccept(b, nodes) })
+	}
+}
+
+func benchAccept(b *testing.B, nodes int) {
 	dbURL := pgtest.Database(b, pgTemplate)
-	s := startServer(b, "POSTGRES_URL="+dbURL, "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000", "LOG_LEVEL=warn")
-	tok := pgAdmin(b, s, dbURL, "token", "create", "--org", "bench", "--user", "u")
-	pgAdmin(b, s, dbURL, "project", "create", "--org", "bench", "--id", "site")
+	gw := s3test.Start(b)
+	env := append([]string{"POSTGRES_URL=" + dbURL, "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000", "LOG_LEVEL=warn"}, gw.Env("accept")...)
+	servers := make([]*server, nodes)
+	for i := range servers {
+		servers[i] = startServer(b, env...)
+	}
+	tok := pgAdmin(b, servers[0], dbURL, "token", "create", "--org", "bench", "--user", "u")
+	pgAdmin(b, servers[0], dbURL, "project", "create", "--org", "bench", "--id", "site")
 	const clients, total = 32, 3000
-	node0, pg0 := cpuSeconds(b, s.cmd.Process.Pid), postgresCPU(b, dbURL)
+	cpu0, pg0 := nodeCPU(b, servers), postgresCPU(b, dbURL)
 	start := time.Now()
-	lat := acceptConcurrently(b, s, tok, clients, total)
+	lat := acceptConcurrently(b, servers, tok, clients, total)
 	elapsed := time.Since(start)
-	node, pg := cpuSeconds(b, s.cmd.Process.Pid)-node0, postgresCPU(b, dbURL)-pg0
+	cpu, pg := nodeCPU(b, servers), postgresCPU(b, dbURL)-pg0
 	rate := float64(total) / elapsed.Seconds()
 	b.ReportMetric(rate, "accepted/s")
 	b.ReportMetric(ms(pct(lat, 50)), "accept-p50-ms")
-	b.ReportMetric(node/total*1000, "node-CPU-ms/accept")
 	b.ReportMetric(pg/total*1000, "postgres-CPU-ms/accept")
-	fmt.Printf(`
-PostgreSQL, 1 node, %d clients, %d deployments:
-  accepted/s %.0f, accept latency p50 %.1f ms, p99 %.1f ms
-  CPU per accepted deployment: node %.2f ms, PostgreSQL %.2f ms (includes the builds it started meanwhile)
-`, clients, total, rate, ms(pct(lat, 50)), ms(pct(lat, 99)), node/total*1000, pg/total*1000)
+	fmt.Printf("\nPostgreSQL, %d node(s), %d clients, %d deployments:\n  accepted/s %.0f, accept latency p50 %.1f ms, p99 %.1f ms\n",
+		nodes, clients, total, rate, ms(pct(lat, 50)), ms(pct(lat, 99)))
+	for i := range servers {
+		fmt.Printf("  node %d: %.2f ms CPU per accepted deployment\n", i+1, (cpu[i]-cpu0[i])/total*1000)
+	}
+	fmt.Printf("  PostgreSQL: %.2f ms CPU per accepted deployment (includes the builds the nodes ran meanwhile)\n", pg/total*1000)
 }
 
-// acceptConcurrently posts total deployments from clients goroutines and
-// returns each one's latency.
-func acceptConcurrently(b *testing.B, s *server, tok string, clients, total int) []time.Duration {
+// nodeCPU returns each server's CPU seconds so far.
+func nodeCPU(b *testing.B, servers []*server) []float64 {
+	out := make([]float64, len(servers))
+	for i, s := range servers {
+		out[i] = cpuSeconds(b, s.cmd.Process.Pid)
+	}
+	return out
+}
+
+// acceptConcurrently posts total deployments from clients goroutines,
+// round-robin over the servers, and returns each one's latency.
+func acceptConcurrently(b *testing.B, servers []*server, tok string, clients, total int) []time.Duration {
 	var next atomic.Int64
 	lat := make([]time.Duration, total)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
@@ -54,7 +78,7 @@ func acceptConcurrently(b *testing.B, s *server, tok string, clients, total int)
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < total; i = int(next.Add(1) - 1) {
 				body := fmt.Sprintf(`{"projectId":"site","orgId":"bench","userId":"u","initFiles":[{"path":"index.html","content":"<h1>%d</h1>"}]}`, i)
-				req, _ := http.NewRequest("POST", s.url+"/deploy", strings.NewReader(body))
+				req, _ := http.NewRequest("POST", servers[i%len(servers)].url+"/deploy", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+tok)
 				t0 := time.Now()
