@@ -68,6 +68,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := s.queue.Start(ctx); err != nil {
 		return err
 	}
+	stopWatch := s.watchSites(ctx)
+	defer stopWatch()
 	// Invalidate drops the cached lookups of {label}.{sites domain}: given
 	// a deployment's site label, those of its immutable host.
 	stopGC := startGC(ctx, gcc, s.db, s.artifacts, s.sites.Invalidate, s.log)
@@ -223,6 +225,7 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 		Artifacts:   s.artifacts,
 		Logger:      s.log,
 		APIHosts:    c.APIHosts,
+		AliasTTL:    s.aliasTTL(),
 	})
 	sites := s.sites
 	s.runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
@@ -253,6 +256,42 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 		WriteTimeout: c.WriteTimeout,
 		Logger:       s.log,
 	}, stopHTTPS, verifyDomain, nil
+}
+
+// clusterAliasTTL is how long a node trusts a host lookup when the store
+// announces every production flip (PostgreSQL): changes arrive by NOTIFY, or
+// within a second by the generation poll, so the TTL only bounds changes
+// made behind the service's back (SQL by hand), and a longer one saves the
+// database a query per host name and second on every node.
+const clusterAliasTTL = 30 * time.Second
+
+// aliasTTL is sitehost's default (1 s) on a store of one node's, where other
+// processes (admin commands) learn of nothing, and clusterAliasTTL where
+// flips are announced.
+func (s *service) aliasTTL() time.Duration {
+	if _, ok := s.db.(libra.SiteEvents); ok {
+		return clusterAliasTTL
+	}
+	return 0
+}
+
+// watchSites keeps the site host's lookups in step with production flips
+// made on any node, when the store announces them; stop waits for it.
+func (s *service) watchSites(ctx context.Context) (stop func()) {
+	events, ok := s.db.(libra.SiteEvents)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		events.WatchSites(ctx, s.sites)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
