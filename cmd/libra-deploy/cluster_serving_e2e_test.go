@@ -1,13 +1,18 @@
 package main_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/libra-deploy/libra-deploy/internal/pgtest"
 	"github.com/libra-deploy/libra-deploy/postgres"
@@ -173,5 +178,53 @@ func TestClusterProductionFlips(t *testing.T) {
 			worst = max(worst, d)
 		}
 	}
+	worst = max(worst, flipWithListenerDown(t, dbURL, nodes, rollback(2, "v3"), "v3"))
 	t.Logf("worst time from flip to serving the new production on any node: %s (stated bound %s)", worst, flipBound)
+}
+
+// flipWithListenerDown flips production while node-2 cannot listen at all:
+// its LISTEN connection is killed and the database refuses new connections
+// (the nodes' pools keep the ones they have). Only the generation poll can
+// tell node-2, within a second.
+func flipWithListenerDown(t *testing.T, dbURL string, nodes []*server, flip func() time.Time, want string) time.Duration {
+	t.Helper()
+	admin, dbName := adminConn(t, dbURL)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := admin.Exec(context.Background(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`ALTER DATABASE ` + dbName + ` ALLOW_CONNECTIONS false`)
+	defer exec(`ALTER DATABASE ` + dbName + ` ALLOW_CONNECTIONS true`)
+	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, postgres.ListenerName("node-2"))
+	took := untilServing(t, nodes, want, flip(), 3*flipBound)
+	t.Logf("flip with node-2 unable to listen: serving %s after %v", want, took)
+	var listeners int
+	if err := admin.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`,
+		postgres.ListenerName("node-2")).Scan(&listeners); err != nil || listeners != 0 {
+		t.Fatalf("node-2 listening again (%d, %v): the poll was not what told it", listeners, err)
+	}
+	if !strings.Contains(nodes[1].logs.String(), "site generation moved without a notification") {
+		t.Errorf("node-2 did not log its generation poll's catch:\n%s", tail(nodes[1].logs.String(), 2000))
+	}
+	return slices.Max(took)
+}
+
+// adminConn connects to the server's maintenance database, from which the
+// test database can be altered, and returns the test database's name.
+func adminConn(t *testing.T, dbURL string) (*pgx.Conn, string) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn, pgx.Identifier{name}.Sanitize()
 }
