@@ -22,9 +22,9 @@ import (
 // LISTEN connection dropped drops every cached lookup when it is back, and
 // every node also reads the generation each generationPoll and drops every
 // cached lookup when it moved past the last one it heard of. A node serves a
-// stale production alias for at most generationPoll (plus one query) even
-// while it cannot listen at all; with the listener up, for the notification's
-// delivery time (milliseconds).
+// stale production alias for at most generationPoll + catchUpGrace (1.1 s,
+// plus one query) even while it cannot listen at all; with the listener up,
+// for the notification's delivery time (milliseconds).
 
 var _ libra.SiteEvents = (*DB)(nil)
 
@@ -46,8 +46,14 @@ const (
 // Tunable by tests in this package only.
 var (
 	generationPoll = time.Second
-	reconnectMin   = 100 * time.Millisecond
-	reconnectMax   = 5 * time.Second
+	// catchUpGrace is how long a poll that finds the generation ahead of
+	// a connected listener waits for the notification, which is usually
+	// already on its way, before dropping every cached lookup: a busy
+	// cluster would otherwise drop them all whenever a poll fell between a
+	// flip's commit and its delivery.
+	catchUpGrace = 100 * time.Millisecond
+	reconnectMin = 100 * time.Millisecond
+	reconnectMax = 5 * time.Second
 )
 
 const selectGeneration = `SELECT generation FROM site_generation`
@@ -119,6 +125,8 @@ type siteWatch struct {
 	// seen is the newest generation whose changes cache has been told
 	// (or that a ForgetAll covered).
 	seen atomic.Int64
+	// listening is set while a LISTEN session is up.
+	listening atomic.Bool
 }
 
 // advance raises seen to gen and reports whether gen was newer.
@@ -145,16 +153,30 @@ func (w *siteWatch) poll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		gen, err := w.db.SiteGeneration(ctx)
-		if err != nil {
-			// Cached lookups keep serving while the database is away.
-			w.log.Debug("site generation poll failed", "error", err)
-			continue
+		w.check(ctx)
+	}
+}
+
+func (w *siteWatch) check(ctx context.Context) {
+	gen, err := w.db.SiteGeneration(ctx)
+	if err != nil {
+		// Cached lookups keep serving while the database is away.
+		w.log.Debug("site generation poll failed", "error", err)
+		return
+	}
+	if gen <= w.seen.Load() {
+		return
+	}
+	if w.listening.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(catchUpGrace):
 		}
-		if w.advance(gen) {
-			w.log.Info("site generation moved without a notification; dropping cached host lookups", "generation", gen)
-			w.cache.ForgetAll()
-		}
+	}
+	if w.advance(gen) {
+		w.log.Info("site generation moved without a notification; dropping cached host lookups", "generation", gen)
+		w.cache.ForgetAll()
 	}
 }
 
@@ -201,6 +223,8 @@ func (w *siteWatch) session(ctx context.Context) (listened bool, err error) {
 	w.advance(gen)
 	w.cache.ForgetAll()
 	w.log.Info("site events: listening", "generation", gen)
+	w.listening.Store(true)
+	defer w.listening.Store(false)
 	return true, w.receive(ctx, conn)
 }
 

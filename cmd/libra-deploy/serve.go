@@ -282,7 +282,9 @@ func (s *service) watchSites(ctx context.Context) (stop func()) {
 	if !ok {
 		return func() {}
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	// Not ended by serve's own context: sites are still served during
+	// the shutdown grace, so flips still matter until stop.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
