@@ -181,6 +181,37 @@ func TestClusterProductionFlips(t *testing.T) {
 	}
 	worst = max(worst, flipWithListenerDown(t, dbURL, nodes, rollback(2, "v3"), "v3"))
 	t.Logf("worst time from flip to serving the new production on any node: %s (stated bound %s)", worst, flipBound)
+	listenerChurn(t, dbURL, nodes[1], 2, 20)
+}
+
+// listenerChurn kills node n's listener kills times, each after it came
+// back: the node holds one listener afterwards, and no more descriptors or
+// memory than a few connections' worth.
+func listenerChurn(t *testing.T, dbURL string, s *server, n, kills int) {
+	t.Helper()
+	pid := s.cmd.Process.Pid
+	fds0, rss0 := fdCount(t, pid), rssMB(t, pid)
+	for range kills {
+		killListener(t, dbURL, n) // waits for the previous reconnect
+	}
+	killListener(t, dbURL, n)
+	var listeners int
+	deadline := time.Now().Add(10 * time.Second)
+	for listeners != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		if err := pgQueryRow(t, dbURL, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`,
+			postgres.ListenerName("node-"+strconv.Itoa(n))).Scan(&listeners); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fds, rss := fdCount(t, pid), rssMB(t, pid)
+	t.Logf("node-%d after %d listener kills: %d listener, fds %d -> %d, RSS %d -> %d MB", n, kills+1, listeners, fds0, fds, rss0, rss)
+	if listeners != 1 {
+		t.Errorf("node-%d holds %d listener connections, want 1", n, listeners)
+	}
+	if fds > fds0+10 || rss > rss0+50 {
+		t.Errorf("node-%d grew from %d fds, %d MB to %d fds, %d MB over %d listener kills", n, fds0, rss0, fds, rss, kills+1)
+	}
 }
 
 // flipWithListenerDown flips production while node-2 cannot listen at all:
