@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/libra-deploy/libra-deploy/internal/pgtest"
+	"github.com/libra-deploy/libra-deploy/internal/s3test"
 	"github.com/libra-deploy/libra-deploy/postgres"
 )
 
@@ -25,18 +24,13 @@ import (
 // figures are logged.
 const flipBound = 1100 * time.Millisecond
 
-// startNode starts serve as node n of a cluster on dbURL whose nodes share
-// one artifact directory (each node's data directory links its artifacts/
-// to shared): the local stand-in for a shared object store.
-func startNode(t *testing.T, dbURL, shared string, n int) *server {
+// startNode starts serve as node n of a cluster: state in PostgreSQL at
+// dbURL, blobs in the bucket of gw (versitygw), each node with its own data
+// directory and blob cache.
+func startNode(t *testing.T, dbURL string, gw *s3test.Server, n int) *server {
 	t.Helper()
-	s := newServer(t, "POSTGRES_URL="+dbURL, "NODE_ID=node-"+strconv.Itoa(n),
-		"RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000")
-	if err := os.Symlink(shared, filepath.Join(s.dataDir, "artifacts")); err != nil {
-		t.Fatal(err)
-	}
-	s.start()
-	return s
+	return startServer(t, append(gw.Env("cluster"), "POSTGRES_URL="+dbURL, "NODE_ID=node-"+strconv.Itoa(n),
+		"RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000")...)
 }
 
 // release is a deploy body whose index.html names its version.
@@ -122,15 +116,15 @@ func killListener(t *testing.T, dbURL string, n int) {
 	}
 }
 
-// Three real serve nodes on one PostgreSQL: a release deployed through one
-// is served by all; then node 2's LISTEN connection is killed and production
+// Three real serve nodes on one PostgreSQL and one S3 bucket (versitygw): a
+// release deployed through one is served by all; then node 2's LISTEN connection is killed and production
 // flips meanwhile (rollback through another node, a new deployment): every
 // node serves the new production within the stated bound, although each
 // trusts a cached alias for 30 s.
 func TestClusterProductionFlips(t *testing.T) {
 	dbURL := pgtest.Database(t, pgTemplate)
-	shared := t.TempDir()
-	nodes := []*server{startNode(t, dbURL, shared, 1), startNode(t, dbURL, shared, 2), startNode(t, dbURL, shared, 3)}
+	gw := s3test.Start(t)
+	nodes := []*server{startNode(t, dbURL, gw, 1), startNode(t, dbURL, gw, 2), startNode(t, dbURL, gw, 3)}
 	tok := pgAdmin(t, nodes[0], dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
 	pgAdmin(t, nodes[0], dbURL, "project", "create", "--org", "acme", "--id", "website")
 
