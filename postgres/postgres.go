@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,10 @@ type Options struct {
 	URL string
 	// MaxConns bounds the pool; 0 keeps pgxpool's default.
 	MaxConns int32
+	// NodeID names this node's LISTEN connection (ListenerName).
+	NodeID string
+	// Logger receives the site events' reports; default slog.Default().
+	Logger *slog.Logger
 }
 
 // DB is a libra.Store on PostgreSQL.
@@ -40,6 +45,9 @@ type DB struct {
 
 	// Enqueue must be set before CreateDeployment is called.
 	Enqueue EnqueueFunc
+
+	nodeID string
+	log    *slog.Logger
 }
 
 // Open connects, and brings the service's schema and River's up to date
@@ -61,7 +69,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{Pool: pool}, nil
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &DB{Pool: pool, nodeID: opts.NodeID, log: logger}, nil
 }
 
 // Close closes the pool.

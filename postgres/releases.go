@@ -129,7 +129,7 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 		if _, err := tx.Exec(ctx, pg(storesql.PointAlias), deploymentID, projectID); err != nil {
 			return fmt.Errorf("move alias: %w", err)
 		}
-		return nil
+		return flipped(ctx, tx, projectFlip(projectID))
 	})
 }
 
@@ -154,25 +154,29 @@ func (db *DB) DeleteDeployment(ctx context.Context, id string) error {
 			// Its worker would publish it after all, into a row that is gone.
 			return libra.Errorf(libra.CodeConflict, "deployment %s is %s; wait until it is completed or failed", id, status)
 		}
-		return deleteDeployment(ctx, tx, id, job)
+		label, err := deleteDeployment(ctx, tx, id, job)
+		if err != nil {
+			return err
+		}
+		return flipped(ctx, tx, libra.SiteChange{SiteLabel: label})
 	})
 }
 
 // deleteDeployment removes a deployment with its logs and its finished
-// queue job.
-func deleteDeployment(ctx context.Context, tx pgx.Tx, id string, job sql.NullInt64) error {
+// queue job, and returns its site label, whose host stops serving.
+func deleteDeployment(ctx context.Context, tx pgx.Tx, id string, job sql.NullInt64) (label string, err error) {
 	if _, err := tx.Exec(ctx, pg(storesql.DeleteLogs), id); err != nil {
-		return fmt.Errorf("delete logs of %s: %w", id, err)
+		return "", fmt.Errorf("delete logs of %s: %w", id, err)
 	}
-	if _, err := tx.Exec(ctx, pg(storesql.DeleteDeployment), id); err != nil {
-		return fmt.Errorf("delete deployment %s: %w", id, err)
+	if err := tx.QueryRow(ctx, pg(storesql.DeleteDeployment)+` RETURNING site_label`, id).Scan(&label); err != nil {
+		return "", fmt.Errorf("delete deployment %s: %w", id, err)
 	}
 	if job.Valid {
 		if _, err := tx.Exec(ctx, pg(storesql.DeleteFinishedJob), job.Int64); err != nil {
-			return fmt.Errorf("delete job of %s: %w", id, err)
+			return "", fmt.Errorf("delete job of %s: %w", id, err)
 		}
 	}
-	return nil
+	return label, nil
 }
 
 // pruneBatch bounds one pruning transaction, so that the project rows it
@@ -220,10 +224,15 @@ func pruneOnce(ctx context.Context, tx pgx.Tx, keep int, pruned *[]libra.PrunedD
 	if err != nil {
 		return 0, err
 	}
+	changes := make([]libra.SiteChange, len(got))
 	for i, p := range got {
-		if err := deleteDeployment(ctx, tx, p.ID, jobs[i]); err != nil {
+		if _, err := deleteDeployment(ctx, tx, p.ID, jobs[i]); err != nil {
 			return 0, err
 		}
+		changes[i] = libra.SiteChange{SiteLabel: p.SiteLabel}
+	}
+	if err := flipped(ctx, tx, changes...); err != nil {
+		return 0, err
 	}
 	// Reported only once the caller's transaction commits the batch; an
 	// error rolls it back and returns what earlier batches removed.
@@ -336,14 +345,16 @@ func (db *DB) AddDomain(ctx context.Context, projectID, domain string) (bool, er
 
 // RemoveDomain detaches a project's custom domain.
 func (db *DB) RemoveDomain(ctx context.Context, projectID, domain string) error {
-	tag, err := db.Pool.Exec(ctx, pg(storesql.RemoveDomain), domain, projectID)
-	if err != nil {
-		return fmt.Errorf("delete domain: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
-	}
-	return nil
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, pg(storesql.RemoveDomain), domain, projectID)
+		if err != nil {
+			return fmt.Errorf("delete domain: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
+		}
+		return flipped(ctx, tx, libra.SiteChange{Domain: domain})
+	})
 }
 
 // DomainToken returns the project's verification token, making it on first
@@ -371,7 +382,9 @@ func (db *DB) DomainToken(ctx context.Context, projectID string) (string, error)
 	return token.String, nil
 }
 
-// RecordDomainCheck stores the outcome of a DNS check of a domain.
+// RecordDomainCheck stores the outcome of a DNS check of a domain. A check
+// that verified or refuted it may change what the domain serves, so it is
+// announced as a flip; one that went unanswered changes nothing served.
 func (db *DB) RecordDomainCheck(ctx context.Context, projectID, domain string, check libra.DomainCheck) (*libra.Domain, error) {
 	now := storesql.Micros(libra.Now())
 	query, args := storesql.DomainUnanswered, []any{now, check.Reason}
@@ -382,12 +395,23 @@ func (db *DB) RecordDomainCheck(ctx context.Context, projectID, domain string, c
 		query, args = storesql.DomainRefuted, []any{now, check.Reason}
 	}
 	args = append(args, domain, projectID)
-	d, err := storesql.ScanDomain(db.Pool.QueryRow(ctx, pg(query+storesql.DomainCheckWhere), args...))
-	if noRows(err) {
-		return nil, libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
-	}
+	var d libra.Domain
+	err := db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var err error
+		d, err = storesql.ScanDomain(tx.QueryRow(ctx, pg(query+storesql.DomainCheckWhere), args...))
+		if noRows(err) {
+			return libra.Errorf(libra.CodeNotFound, "project %s has no domain %s", projectID, domain)
+		}
+		if err != nil {
+			return fmt.Errorf("record domain check: %w", err)
+		}
+		if !check.Verified && !check.Definitive {
+			return nil
+		}
+		return flipped(ctx, tx, libra.SiteChange{Domain: d.Domain})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("record domain check: %w", err)
+		return nil, err
 	}
 	return &d, nil
 }

@@ -238,29 +238,42 @@ func (db *DB) RefundQuota(ctx context.Context, id string) error {
 
 // Publish records where a deployment's files are, moves its project's alias
 // to it unless a newer deployment is already current, and attaches its custom
-// domain, in one transaction. Two nodes publishing at once queue on the
-// project row, and the second re-checks the newest-wins condition against
-// the first's result.
+// domain, in one transaction that also announces the flip to every node. Two
+// nodes publishing at once queue on the project row, and the second
+// re-checks the newest-wins condition against the first's result.
 func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var seq int64
-		var project, domain string
-		err := tx.QueryRow(ctx, pg(storesql.PublishManifest), manifest, url, id).Scan(&seq, &project, &domain)
+		var project, domain, label string
+		err := tx.QueryRow(ctx, publishManifest, manifest, url, id).Scan(&seq, &project, &domain, &label)
 		if noRows(err) {
 			return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("record manifest: %w", err)
 		}
-		if _, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, seq, project, seq); err != nil {
+		// Its own host starts serving whether or not the alias moves.
+		changes := []libra.SiteChange{{SiteLabel: label}}
+		tag, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, seq, project, seq)
+		if err != nil {
 			return fmt.Errorf("move alias: %w", err)
 		}
-		if domain == "" {
-			return nil
+		if tag.RowsAffected() > 0 {
+			changes = append(changes, projectFlip(project))
 		}
-		return attachDomain(ctx, tx, project, domain)
+		if domain != "" {
+			if err := attachDomain(ctx, tx, project, domain); err != nil {
+				return err
+			}
+		}
+		return flipped(ctx, tx, changes...)
 	})
 }
+
+// publishManifest is storesql.PublishManifest returning the site label too,
+// which the flip's notification names.
+const publishManifest = `UPDATE deployments SET manifest = $1, url = $2 WHERE id = $3
+	RETURNING seq, project_id, custom_domain, site_label`
 
 func attachDomain(ctx context.Context, tx pgx.Tx, project, domain string) error {
 	var owner string

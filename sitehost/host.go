@@ -56,7 +56,8 @@ type Config struct {
 	SiteBytes int64
 	// AliasTTL is how long a host name's lookup is trusted before it is
 	// asked again; default 1s. Invalidate makes this process see a change
-	// at once; other processes see it within AliasTTL.
+	// at once; other processes see it within AliasTTL, or sooner when the
+	// store tells them (Forget, ForgetAll: libra.SiteEvents).
 	AliasTTL time.Duration
 	// APIHosts are the API's own host names (API_HOSTS): always the API,
 	// never a site, whatever a project has attached.
@@ -287,6 +288,31 @@ func (h *Host) Invalidate(projectHost string) {
 	h.aliases.invalidate(func(e *aliasEntry) bool {
 		return e.kind == kindDomain || e.name == alias
 	})
+}
+
+var _ libra.SiteCache = (*Host)(nil)
+
+// Forget drops the cached lookups that one production flip, made on any
+// node, changed (libra.SiteCache): a project's alias with its custom
+// domains, one deployment's host, or one custom domain.
+func (h *Host) Forget(c libra.SiteChange) {
+	switch {
+	case c.ProjectHost != "":
+		h.Invalidate(c.ProjectHost)
+	case c.SiteLabel != "":
+		h.forgetName(strings.ToLower(c.SiteLabel) + h.suffix)
+	case c.Domain != "":
+		h.forgetName(libra.NormalizeDomain(c.Domain))
+	}
+}
+
+// ForgetAll drops every cached lookup: flips may have been missed.
+func (h *Host) ForgetAll() {
+	h.aliases.invalidate(func(*aliasEntry) bool { return true })
+}
+
+func (h *Host) forgetName(name string) {
+	h.aliases.invalidate(func(e *aliasEntry) bool { return e.name == name })
 }
 
 // lookup returns the site that a Host header value addresses, nil when none.

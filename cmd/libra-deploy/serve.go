@@ -67,6 +67,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := s.queue.Start(ctx); err != nil {
 		return err
 	}
+	stopWatch := s.watchSites(ctx)
+	defer stopWatch()
 	// Invalidate drops the cached lookups of {label}.{sites domain}: given
 	// a deployment's site label, those of its immutable host.
 	stopGC := startGC(ctx, gcc, s.db, s.artifacts, s.sites.Invalidate, s.log)
@@ -222,6 +224,7 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 		Artifacts:   s.artifacts.Serving,
 		Logger:      s.log,
 		APIHosts:    c.APIHosts,
+		AliasTTL:    s.aliasTTL(),
 	})
 	sites := s.sites
 	s.runner.Published = func(projectID string) { sites.Invalidate(strings.ToLower(projectID)) }
@@ -252,6 +255,44 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 		WriteTimeout: c.WriteTimeout,
 		Logger:       s.log,
 	}, stopHTTPS, verifyDomain, nil
+}
+
+// clusterAliasTTL is how long a node trusts a host lookup when the store
+// announces every production flip (PostgreSQL): changes arrive by NOTIFY, or
+// within a second by the generation poll, so the TTL only bounds changes
+// made behind the service's back (SQL by hand), and a longer one saves the
+// database a query per host name and second on every node.
+const clusterAliasTTL = 30 * time.Second
+
+// aliasTTL is sitehost's default (1 s) on a store of one node's, where other
+// processes (admin commands) learn of nothing, and clusterAliasTTL where
+// flips are announced.
+func (s *service) aliasTTL() time.Duration {
+	if _, ok := s.db.(libra.SiteEvents); ok {
+		return clusterAliasTTL
+	}
+	return 0
+}
+
+// watchSites keeps the site host's lookups in step with production flips
+// made on any node, when the store announces them; stop waits for it.
+func (s *service) watchSites(ctx context.Context) (stop func()) {
+	events, ok := s.db.(libra.SiteEvents)
+	if !ok {
+		return func() {}
+	}
+	// Not ended by serve's own context: sites are still served during
+	// the shutdown grace, so flips still matter until stop.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		events.WatchSites(ctx, s.sites)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {

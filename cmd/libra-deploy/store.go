@@ -93,7 +93,8 @@ func openSQLite(ctx context.Context, c *config, runner queue.Runner, qc queue.Co
 func openPostgres(ctx context.Context, url string, c *config, runner queue.Runner, qc queue.Config) (stateStore, jobQueue, error) {
 	// Each running deployment holds a connection at times, River keeps
 	// one for LISTEN, and the API needs some of its own.
-	db, err := postgres.Open(ctx, postgres.Options{URL: url, MaxConns: int32(c.MaxConcurrent) + 16})
+	db, err := postgres.Open(ctx, postgres.Options{URL: url, MaxConns: int32(c.MaxConcurrent) + 16,
+		NodeID: c.NodeID, Logger: qc.Logger})
 	if err != nil {
 		return nil, nil, err
 	}
