@@ -388,8 +388,8 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 		}
 	}
 
-	if err := s.storeContents(ctx, ops); err != nil {
-		return nil, clientError(ctx, "store files", err)
+	if e := s.storeFiles(ctx, ops); e != nil {
+		return nil, e
 	}
 	input := make([]libra.FileOp, len(ops))
 	for i := range ops {

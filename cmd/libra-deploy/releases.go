@@ -13,7 +13,6 @@ import (
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
-	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/gc"
 )
 
@@ -79,11 +78,11 @@ func (g *gcConfig) validate(timeout time.Duration) error {
 	return nil
 }
 
-func (g *gcConfig) collector(store libra.ReleaseStore, artifacts *artifactfs.Store, logger *slog.Logger) *gc.Collector {
+func (g *gcConfig) collector(store libra.ReleaseStore, artifacts *artifactStores, logger *slog.Logger) *gc.Collector {
 	return &gc.Collector{
 		Store:     store,
-		Artifacts: artifacts,
-		Blobs:     gc.NewDirBlobs(artifacts.Root()),
+		Artifacts: artifacts.Store,
+		Blobs:     artifacts.Blobs,
 		Retention: g.Retention,
 		Grace:     g.Grace,
 		Logger:    logger,
@@ -97,7 +96,7 @@ func (g *gcConfig) openCollector(ctx context.Context, c *config) (col *gc.Collec
 	if err != nil {
 		return nil, nil, err
 	}
-	artifacts, err := artifactfs.New(c.artifactsDir())
+	artifacts, err := openArtifactStore(ctx, loadArtifactConfig(c))
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -108,7 +107,7 @@ func (g *gcConfig) openCollector(ctx context.Context, c *config) (col *gc.Collec
 // startGC runs collection every g.Interval inside serve. invalidate is
 // given the site label of each deployment that retention deleted. The returned function stops the
 // loop and waits for a pass in progress, so that the database outlives it.
-func startGC(ctx context.Context, g *gcConfig, store libra.ReleaseStore, artifacts *artifactfs.Store,
+func startGC(ctx context.Context, g *gcConfig, store libra.ReleaseStore, artifacts *artifactStores,
 	invalidate func(siteLabel string), logger *slog.Logger) (stop func()) {
 	if g.Interval == 0 {
 		logger.Info("periodic garbage collection is off (GC_INTERVAL=0)")

@@ -20,7 +20,6 @@ import (
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/api"
-	artifactfs "github.com/libra-deploy/libra-deploy/artifact/fs"
 	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/sitehost"
@@ -33,7 +32,7 @@ type service struct {
 	c         *config
 	log       *slog.Logger
 	started   time.Time
-	artifacts *artifactfs.Store
+	artifacts *artifactStores
 	sandboxes libra.SandboxProvider
 	runner    *workflow.Runner
 	db        stateStore
@@ -141,7 +140,7 @@ func (s *service) open(ctx context.Context) (func(), error) {
 		}
 	}
 	var err error
-	if s.artifacts, err = artifactfs.New(s.c.artifactsDir()); err != nil {
+	if s.artifacts, err = openArtifacts(ctx, s.c, s.log); err != nil {
 		return nil, err
 	}
 	sandboxes, closeSandboxes := newSandboxes(ctx, s.c, s.log)
@@ -172,7 +171,7 @@ func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
 		return nil, err
 	}
 	return &workflow.Runner{
-		Artifacts:       s.artifacts,
+		Artifacts:       s.artifacts.Store,
 		Sandboxes:       s.sandboxes,
 		WorkRoot:        c.workDir(),
 		SitesDomain:     c.SitesDomain,
@@ -220,7 +219,7 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 	s.sites = sitehost.New(sitehost.Config{
 		SitesDomain: c.SitesDomain,
 		Resolver:    s.db,
-		Artifacts:   s.artifacts,
+		Artifacts:   s.artifacts.Serving,
 		Logger:      s.log,
 		APIHosts:    c.APIHosts,
 	})
@@ -259,14 +258,16 @@ func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
 	c := s.c
 	return api.New(api.Config{
 		Store:     s.db,
-		Artifacts: s.artifacts,
+		Artifacts: s.artifacts.Store,
 		Sites:     s.sites,
 		Checks: map[string]func(context.Context) error{
 			"database": s.db.Ping,
 			"queue":    s.queue.Check,
 		},
+		// Informational: without either, published sites still serve.
 		InfoChecks: map[string]func(context.Context) error{
-			"sandbox": s.sandboxes.Check,
+			"sandbox":   s.sandboxes.Check,
+			"artifacts": s.artifacts.Check,
 		},
 		Version:      version,
 		StartedAt:    s.started,
