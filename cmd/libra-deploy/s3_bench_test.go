@@ -39,7 +39,7 @@ func BenchmarkS3FirstByte(b *testing.B) {
 		want[p] = 9 << 20
 	}
 	list = append(list, map[string]any{"path": "index.html", "content": "<h1>bench</h1>"})
-	s.deployWait(tok, map[string]any{"projectId": "bench", "orgId": "acme", "userId": "u", "initFiles": list}, "completed")
+	s.deployWait(tok, map[string]any{"projectId": "bench", "orgId": "acme", "userId": "user-acme", "initFiles": list}, "completed")
 
 	restart := func(keepCache bool) {
 		if err := s.stop(10 * time.Second); err != nil {
