@@ -120,6 +120,20 @@ func (s *Server) makeDir() error {
 	if len(abs) > maxSocketDir {
 		return fmt.Errorf("PostgreSQL's directory %s is longer than %d bytes: its unix socket would not fit; choose a shorter directory", abs, maxSocketDir)
 	}
+	if os.Geteuid() == 0 {
+		return postgresCanReach(filepath.Dir(abs))
+	}
+	return nil
+}
+
+// postgresCanReach fails clearly, before initdb fails obscurely, when the
+// postgres user cannot reach dir (a parent like a test's 0700 temporary
+// directory, or /root).
+func postgresCanReach(dir string) error {
+	out, err := exec.Command("runuser", "-u", "postgres", "--", "test", "-x", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("the postgres user cannot reach %s (initdb refuses root, so PostgreSQL runs as postgres): make every directory on the path searchable by others (chmod o+x) or choose one under /tmp: %w %s", dir, err, out)
+	}
 	return nil
 }
 
@@ -206,8 +220,10 @@ func (s *Server) startWatchdog() error {
 // directory.
 func (s *Server) Stop() error {
 	if s.watchdog != nil {
-		s.watchdog.Process.Kill()
-		s.watchdog.Wait()
+		// The whole group: the shell and the sleep it may be waiting on,
+		// which would otherwise linger for up to a second.
+		_ = syscall.Kill(-s.watchdog.Process.Pid, syscall.SIGKILL)
+		_ = s.watchdog.Wait()
 	}
 	out, err := s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "-m", s.stopMode, "-w", "stop")
 	if !s.keep {
