@@ -15,8 +15,11 @@ import (
 const nodeStartLimit = 2 * time.Minute
 
 // nodeStopLimit is how long a node gets after SIGTERM before SIGKILL: its
-// own shutdown grace plus a margin.
-const nodeStopLimit = 45 * time.Second
+// own shutdown grace (the nodes inherit SHUTDOWN_GRACE_MS) plus a margin
+// for closing the queue and the database.
+func nodeStopLimit() time.Duration {
+	return time.Duration(envInt("SHUTDOWN_GRACE_MS", 10000))*time.Millisecond + 30*time.Second
+}
 
 // clusterNode is one `libra-deploy serve` child of the cluster command.
 type clusterNode struct {
@@ -107,7 +110,8 @@ func (lc *localCluster) stopNodes() []error {
 	for _, n := range lc.nodes {
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(nodeStopLimit)
+	limit := nodeStopLimit()
+	deadline := time.Now().Add(limit)
 	var errs []error
 	for _, n := range lc.nodes {
 		select {
@@ -115,7 +119,7 @@ func (lc *localCluster) stopNodes() []error {
 		case <-time.After(time.Until(deadline)):
 			_ = n.cmd.Process.Kill()
 			<-n.exited
-			errs = append(errs, fmt.Errorf("node %d did not stop within %s: killed", n.index, nodeStopLimit))
+			errs = append(errs, fmt.Errorf("node %d did not stop within %s: killed", n.index, limit))
 		}
 	}
 	return errs
