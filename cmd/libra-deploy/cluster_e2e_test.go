@@ -361,6 +361,27 @@ func containsPID(pids []int, pid int) bool {
 	return false
 }
 
+// A cluster command killed outright (no chance to stop anything) still
+// leaves nothing running: the nodes and versitygw get their parent-death
+// signal, and localpg's watchdog stops PostgreSQL.
+func TestClusterCommandKilledLeavesNothingRunning(t *testing.T) {
+	c := startCluster(t, "--nodes", "2", "--base-port", "0")
+	pids := c.processes(t)
+	t.Cleanup(func() { os.RemoveAll(c.dir) }) // the killed command could not
+	began := time.Now()
+	c.kill()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d (%s) still runs 60 s after the cluster command was killed", pid, comm(pid))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("all %d processes gone %s after SIGKILL of the cluster command", len(pids), time.Since(began).Round(time.Millisecond))
+}
+
 // Bad flags: a clear message, exit status 1, nothing started.
 func TestClusterCommandRefusesBadFlags(t *testing.T) {
 	cases := []struct {

@@ -47,8 +47,9 @@ func (lc *localCluster) startNode(i int) (*clusterNode, error) {
 	n.cmd.Env = append(filteredEnv(), lc.s3Env...)
 	n.cmd.Env = append(n.cmd.Env, "POSTGRES_URL="+lc.dbURL, "NODE_ID="+n.id,
 		"SANDBOX_ROOT="+filepath.Join(lc.dir, fmt.Sprintf("node%d-sandbox", i)))
-	// A node must not outlive the cluster command, however that one ends.
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A node must not outlive the cluster command, however that one ends;
+	// SIGTERM, so that it still hands back its jobs and removes its cgroups.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	url, err := n.start()
 	if err != nil {
 		return n, fmt.Errorf("node %d: %w (log: %s)", i, err, n.logPath)

@@ -84,6 +84,11 @@ func Start(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Something else on the address would answer the wait below in
+	// versitygw's place.
+	if err := addrFree(opts.Addr); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, "--access", opts.AccessKey, "--secret", opts.SecretKey, "--region", opts.Region,
 		"--port", opts.Addr, "--quiet", "posix", opts.Dir)
 	cmd.Stdout, cmd.Stderr = opts.Output, opts.Output
@@ -136,6 +141,14 @@ func WaitListening(addr string, exited <-chan struct{}, limit time.Duration) err
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("nothing listening on %s after %s", addr, limit)
+}
+
+func addrFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("versitygw's address %s: %w", addr, err)
+	}
+	return ln.Close()
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
