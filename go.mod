@@ -21,7 +21,7 @@ require (
 	github.com/riverqueue/river/rivertype v0.51.2
 	github.com/tailscale/hujson v0.0.0-20260727124030-b80ff77dac4f
 	go.uber.org/zap v1.28.0
-	golang.org/x/sync v0.25.0
+	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/time v0.16.0
 	modernc.org/sqlite v1.62.0

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/singleflight"
 
 	libra "github.com/libra-deploy/libra-deploy"
 )
@@ -71,6 +72,7 @@ type Store struct {
 	bucket  string
 	prefix  string
 	tempDir string
+	checks  singleflight.Group
 }
 
 var _ libra.ArtifactStore = (*Store)(nil)
@@ -140,12 +142,27 @@ func (s *Store) Client() *s3.Client { return s.client }
 // Bucket returns the bucket's name.
 func (s *Store) Bucket() string { return s.bucket }
 
-// Check reports whether the bucket can be reached.
+// Check reports whether the bucket can be reached. The API asks before
+// accepting a deployment that stores no blob, so concurrent callers share
+// one request in flight: an answer at most one round trip old, and a burst
+// of accepts costs the server a HEAD per round trip, not one each.
 func (s *Store) Check(ctx context.Context) error {
-	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
-		return fmt.Errorf("s3 bucket %s: %w", s.bucket, err)
+	ch := s.checks.DoChan("", func() (any, error) {
+		// Detached: the callers sharing it may outlive the first one.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultResponseTimeout)
+		defer cancel()
+		_, err := s.client.HeadBucket(cctx, &s3.HeadBucketInput{Bucket: &s.bucket})
+		return nil, err
+	})
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return fmt.Errorf("s3 bucket %s: %w", s.bucket, res.Err)
+		}
+		return nil
 	}
-	return nil
 }
 
 // blobsPrefix is where blob keys start; Walk lists under it.
