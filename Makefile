@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/libra-deploy
 SCALAR := api/docs/scalar/standalone.js
 
-.PHONY: run build test docs bench fuzz clean
+.PHONY: run build test docs bench fuzz clean cluster
 
 # The API reference page's script comes from the npm registry
 # (@scalar/api-reference) at build time; it is not committed.
@@ -17,6 +17,11 @@ build: docs
 
 run: build
 	./$(BIN) serve
+
+# Three nodes on one PostgreSQL and one versitygw bucket, all local; see
+# README "Cluster mode". Flags: make cluster CLUSTER_FLAGS="--nodes 5".
+cluster: build
+	./$(BIN) cluster $(CLUSTER_FLAGS)
 
 test: docs
 	test -z "$$(gofmt -l .)" || (gofmt -l . && false)

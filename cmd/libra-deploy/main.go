@@ -34,6 +34,7 @@ func commands() []command {
 		{"dlq", "list or re-queue dead-lettered deployments: dlq list | dlq retry ID", runDLQ},
 		{"gc", "apply retention and remove unreferenced artifacts: gc [--dry-run] [--json] [--retention N] [--gc-grace D]", runGC},
 		{"disk", "report disk use: artifacts stored, referenced, and per project: disk [--json]", runDisk},
+		{"cluster", "run a local cluster (PostgreSQL, versitygw, N nodes): cluster [--nodes 3] [--base-port 3101] [--dir DIR]", runCluster},
 		{"version", "print the version", func(_ context.Context, _ []string, w io.Writer) error {
 			_, err := fmt.Fprintln(w, version)
 			return err

@@ -1,7 +1,8 @@
 // Package pgtest runs a throwaway PostgreSQL server for tests: one cluster
-// per test process, started on first use in a temporary directory, reached
-// through a unix socket there (no TCP port to collide on), and removed when
-// the process ends, also when it dies (see watchdog). Each test gets its own
+// per test process (internal/localpg), started on first use in a temporary
+// directory, reached through a unix socket there (no TCP port to collide
+// on), and removed when the process ends, also when it dies (localpg's
+// watchdog). Each test gets its own
 // database, a copy of a migrated template, which PostgreSQL makes in tens of
 // milliseconds.
 //
@@ -17,14 +18,13 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/libra-deploy/libra-deploy/internal/localpg"
 )
 
 // Prepare brings an empty database at url to the schema tests start from.
@@ -32,7 +32,7 @@ type Prepare func(ctx context.Context, url string) error
 
 var (
 	startOnce   sync.Once
-	current     *cluster
+	current     *localpg.Server
 	startErr    error
 	templateMu  sync.Mutex
 	templated   bool
@@ -44,16 +44,22 @@ var (
 func Main(m *testing.M) int {
 	code := m.Run()
 	if current != nil {
-		if err := current.stop(); err != nil {
+		if err := current.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		}
 	}
 	return code
 }
 
-func server(t testing.TB) *cluster {
+// durabilityOff: durability is not under test here; fsync off makes CREATE
+// DATABASE and every commit cheap on a shared machine.
+var durabilityOff = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300"}
+
+func server(t testing.TB) *localpg.Server {
 	t.Helper()
-	startOnce.Do(func() { current, startErr = start() })
+	startOnce.Do(func() {
+		current, startErr = localpg.Start(localpg.Options{Settings: durabilityOff, StopMode: "immediate"})
+	})
 	if startErr == nil {
 		return current
 	}
@@ -72,74 +78,55 @@ func Database(t testing.TB, prepare Prepare) string {
 	c := server(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.ensureTemplate(ctx, prepare); err != nil {
+	if err := ensureTemplate(ctx, c, prepare); err != nil {
 		t.Fatalf("pgtest: template: %v", err)
 	}
-	return c.create(t, "migrated")
+	return create(t, c, "migrated")
 }
 
 // Empty returns the URL of a new database with no tables at all.
 func Empty(t testing.TB) string {
 	t.Helper()
-	return server(t).create(t, "template0")
+	return create(t, server(t), "template0")
 }
 
 // ensureTemplate makes the template once; a failure is kept and returned
 // to every later test rather than retried against a half-made database.
-func (c *cluster) ensureTemplate(ctx context.Context, prepare Prepare) error {
+func ensureTemplate(ctx context.Context, c *localpg.Server, prepare Prepare) error {
 	templateMu.Lock()
 	defer templateMu.Unlock()
 	if !templated {
 		templated = true
-		templateErr = c.makeTemplate(ctx, prepare)
+		templateErr = makeTemplate(ctx, c, prepare)
 	}
 	return templateErr
 }
 
-func (c *cluster) makeTemplate(ctx context.Context, prepare Prepare) error {
-	if err := c.admin(ctx, `CREATE DATABASE migrated`); err != nil {
+func makeTemplate(ctx context.Context, c *localpg.Server, prepare Prepare) error {
+	if err := c.Exec(ctx, `CREATE DATABASE migrated`); err != nil {
 		return err
 	}
-	if err := prepare(ctx, c.url("migrated")); err != nil {
+	if err := prepare(ctx, c.URL("migrated")); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	return nil
 }
 
-func (c *cluster) create(t testing.TB, template string) string {
+func create(t testing.TB, c *localpg.Server, template string) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d", dbSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.admin(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, template)); err != nil {
+	if err := c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, template)); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// FORCE: a server the test started may still hold connections.
-		if err := c.admin(ctx, fmt.Sprintf(`DROP DATABASE %s WITH (FORCE)`, name)); err != nil {
+		if err := c.Exec(ctx, fmt.Sprintf(`DROP DATABASE %s WITH (FORCE)`, name)); err != nil {
 			t.Errorf("pgtest: %v", err)
 		}
 	})
-	return c.url(name)
-}
-
-// admin runs one statement on the cluster's maintenance database.
-func (c *cluster) admin(ctx context.Context, stmt string) error {
-	conn, err := pgx.Connect(ctx, c.url("postgres"))
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("%s: %w", stmt, err)
-	}
-	return nil
-}
-
-// url names a database of the cluster, through its socket directory.
-func (c *cluster) url(db string) string {
-	q := url.Values{"host": {c.dir}, "sslmode": {"disable"}}
-	return "postgres://postgres@/" + db + "?" + q.Encode()
+	return c.URL(name)
 }

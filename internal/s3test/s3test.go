@@ -13,11 +13,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,13 +24,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	artifacts3 "github.com/libra-deploy/libra-deploy/artifact/s3"
+	"github.com/libra-deploy/libra-deploy/internal/versitygw"
 )
 
 // Version is the versitygw release the tests are written against.
-const Version = "v1.8.0"
+const Version = versitygw.Version
 
 // InstallHint is the command that installs the binary.
-const InstallHint = "go install github.com/versity/versitygw/cmd/versitygw@" + Version
+const InstallHint = versitygw.InstallHint
 
 // Server is one running versitygw with one bucket.
 type Server struct {
@@ -60,10 +58,11 @@ type Server struct {
 // Skip elsewhere.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := findBinary(); p != "" {
+	p, err := versitygw.Binary()
+	if err == nil {
 		return p
 	}
-	msg := "versitygw not found ($VERSITYGW, PATH, $(go env GOPATH)/bin); install it with: " + InstallHint
+	msg := err.Error()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -71,35 +70,11 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
-func findBinary() string {
-	if p := os.Getenv("VERSITYGW"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		out, err := exec.Command("go", "env", "GOPATH").Output()
-		if err != nil {
-			return ""
-		}
-		gopath = strings.TrimSpace(string(out))
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", "versitygw")
-		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
-}
-
 // Start runs versitygw with a new bucket; the test's cleanup stops it.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary(t)
-	port, err := freePort()
+	port, err := versitygw.FreePort()
 	if err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
@@ -143,7 +118,7 @@ func (s *Server) Restart() {
 	go func() { _ = cmd.Wait(); close(done) }()
 	s.cmd, s.done = cmd, done
 	addr := strings.TrimPrefix(s.Endpoint, "http://")
-	if err := waitListening(addr, done, 30*time.Second); err != nil {
+	if err := versitygw.WaitListening(addr, done, 30*time.Second); err != nil {
 		s.t.Fatalf("s3test: versitygw did not start: %v", err)
 	}
 }
@@ -205,33 +180,6 @@ func (s *Server) Env(prefix string) []string {
 // Dir is the posix backend's root: the bucket is a directory in it, and
 // each object a file, which tests may damage on purpose.
 func (s *Server) Dir() string { return s.dir }
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	_, port, err := net.SplitHostPort(ln.Addr().String())
-	return port, err
-}
-
-func waitListening(addr string, exited <-chan struct{}, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("process exited")
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listening on %s after %s", addr, limit)
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
