@@ -30,8 +30,11 @@ func TestLimits(t *testing.T) {
 		{
 			name: "fork bomb stopped by the pids limit",
 			// Every copy stays alive, so the tree grows until forks fail and
-			// then holds until the timeout kills all of it at once.
-			args:     []string{"sh", "-c", `f() { f & f & sleep 100; }; f`},
+			// then holds until the timeout kills all of it at once. The
+			// command itself becomes a sleep by exec, which needs no fork:
+			// had it to fork its sleep, on a busy machine the tree could
+			// fill first and the command end early, with no timeout.
+			args:     []string{"sh", "-c", `f() { f & f & sleep 100; }; f & exec sleep 100`},
 			timeout:  3 * time.Second,
 			wantErr:  ErrTimeout,
 			wantNote: "sandbox: process limit reached",
