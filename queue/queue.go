@@ -281,6 +281,10 @@ func (d *doubling) NextRetry(job *rivertype.JobRow) time.Time {
 	return time.Now().Add(d.base << min(n, 10))
 }
 
+// leaseHeldSnooze is how long a job whose deployment another node runs
+// waits before looking again.
+const leaseHeldSnooze = 5 * time.Second
+
 type worker struct {
 	river.WorkerDefaults[DeploymentArgs]
 	runner Runner
@@ -291,6 +295,15 @@ func (w *worker) Work(ctx context.Context, job *river.Job[DeploymentArgs]) error
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, libra.ErrLeaseHeld):
+		// Another node runs it: look again later. If that node dies, the
+		// reaper ends this job and enqueues a new one; if it finishes, this
+		// job finds the deployment final and completes.
+		return river.JobSnooze(leaseHeldSnooze)
+	case errors.Is(err, libra.ErrLeaseLost):
+		// The reaper already ended this job (or another took it over):
+		// cancelling it changes nothing River still runs.
+		return river.JobCancel(err)
 	case errors.Is(err, libra.ErrInterrupted):
 		// Snoozing does not count as an attempt: the next node or the
 		// restarted service picks it up at once.
