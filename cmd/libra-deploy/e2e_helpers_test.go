@@ -90,6 +90,15 @@ var listening = regexp.MustCompile(`^libra-deploy listening on http://[^ ]*:(\d+
 // startServer starts serve on a fresh data directory; env adds variables.
 func startServer(t testing.TB, env ...string) *server {
 	t.Helper()
+	s := newServer(t, env...)
+	s.start()
+	return s
+}
+
+// newServer prepares a server like startServer's without starting it, so a
+// test can lay out its data directory first.
+func newServer(t testing.TB, env ...string) *server {
+	t.Helper()
 	// The data directory stays below the test's private (0700) temporary
 	// directory: builds must work whatever the data directory's parents are.
 	s := &server{t: t, dataDir: t.TempDir(), env: env, siteHosts: new(sync.Map)}
@@ -117,7 +126,6 @@ func startServer(t testing.TB, env ...string) *server {
 		}
 		os.RemoveAll(root)
 	})
-	s.start()
 	return s
 }
 
