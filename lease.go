@@ -83,9 +83,11 @@ type LeaseStore interface {
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) error
 	// ReleaseLease gives a lease up; a lost lease is left alone.
 	ReleaseLease(ctx context.Context, l Lease) error
-	// ReapLeases takes back up to limit expired leases: each one's epoch
-	// moves on (fencing its holder), its old queue job is cancelled and a
-	// new one is enqueued in the same transaction; a deployment reclaimed
-	// more than maxReclaims times is dead-lettered instead.
-	ReapLeases(ctx context.Context, maxReclaims, limit int) ([]Reclaimed, error)
+	// ReapLeases takes back up to limit expired leases, and deployments
+	// whose job a node fetched but that node's heartbeat is older than
+	// deadAfter before its worker took the lease: each one's epoch moves
+	// on (fencing its holder), its old queue job is cancelled and a new
+	// one is enqueued in the same transaction; a deployment reclaimed more
+	// than maxReclaims times is dead-lettered instead.
+	ReapLeases(ctx context.Context, deadAfter time.Duration, maxReclaims, limit int) ([]Reclaimed, error)
 }

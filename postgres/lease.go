@@ -86,15 +86,16 @@ func (db *DB) ReleaseLease(ctx context.Context, l libra.Lease) error {
 
 // ReapLeases: see libra.LeaseStore. Every node runs it; FenceExpired's
 // condition makes two nodes reaping one lease take it back once.
-func (db *DB) ReapLeases(ctx context.Context, maxReclaims, limit int) ([]libra.Reclaimed, error) {
-	rows, err := db.Pool.Query(ctx, storesql.PostgresDialect.SQL(storesql.ExpiredLeases), limit)
+func (db *DB) ReapLeases(ctx context.Context, deadAfter time.Duration, maxReclaims, limit int) ([]libra.Reclaimed, error) {
+	expired, err := db.scanReapable(ctx, storesql.ExpiredLeases, storesql.ScanExpired, limit)
 	if err != nil {
-		return nil, fmt.Errorf("select expired leases: %w", err)
+		return nil, err
 	}
-	expired, err := collect(rows, storesql.ScanExpired)
+	unleased, err := db.scanReapable(ctx, storesql.UnleasedJobs, storesql.ScanUnleased, deadAfter.Microseconds(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("select expired leases: %w", err)
+		return nil, err
 	}
+	expired = append(expired, unleased...)
 	var out []libra.Reclaimed
 	for _, e := range expired {
 		err := db.inLeaseTx(ctx, func(tx leaseTx) error {
@@ -107,6 +108,18 @@ func (db *DB) ReapLeases(ctx context.Context, maxReclaims, limit int) ([]libra.R
 		if err != nil {
 			return out, err
 		}
+	}
+	return out, nil
+}
+
+func (db *DB) scanReapable(ctx context.Context, query string, scan func(storesql.Scanner) (storesql.ExpiredLease, error), args ...any) ([]storesql.ExpiredLease, error) {
+	rows, err := db.Pool.Query(ctx, storesql.PostgresDialect.SQL(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("select reapable deployments: %w", err)
+	}
+	out, err := collect(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("select reapable deployments: %w", err)
 	}
 	return out, nil
 }

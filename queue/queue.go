@@ -48,6 +48,11 @@ type Runner interface {
 type Config struct {
 	// Name is the River queue (DEPLOYMENT_QUEUE_NAME).
 	Name string
+	// ClientID is River's client id, which River records in each job it
+	// fetches (attempted_by): the node's NODE_ID, so that the lease reaper
+	// can tell a job fetched by a node that died before it took the
+	// deployment's lease. Empty: River's own random id.
+	ClientID string
 	// MaxWorkers caps concurrent deployments on this node (MAX_CONCURRENT_DEPLOYMENTS).
 	MaxWorkers int
 	// MaxAttempts is retries + 1.
@@ -116,6 +121,7 @@ func Migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) error
 func New[TTx any](driver riverdriver.Driver[TTx], runner Runner, cfg Config) (*Queue[TTx], error) {
 	cfg.defaults()
 	rc := &river.Config{
+		ID:                cfg.ClientID,
 		Logger:            cfg.Logger.With("component", "river"),
 		MaxAttempts:       cfg.MaxAttempts,
 		JobTimeout:        cfg.JobTimeout,

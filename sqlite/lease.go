@@ -106,11 +106,16 @@ func (db *DB) ReleaseLease(ctx context.Context, l libra.Lease) error {
 
 // ReapLeases: see libra.LeaseStore. One transaction per deployment, so one
 // that fails does not hold back the others.
-func (db *DB) ReapLeases(ctx context.Context, maxReclaims, limit int) ([]libra.Reclaimed, error) {
-	expired, err := db.expiredLeases(ctx, limit)
+func (db *DB) ReapLeases(ctx context.Context, deadAfter time.Duration, maxReclaims, limit int) ([]libra.Reclaimed, error) {
+	expired, err := db.scanReapable(ctx, storesql.ExpiredLeases, storesql.ScanExpired, limit)
 	if err != nil {
 		return nil, err
 	}
+	unleased, err := db.scanReapable(ctx, storesql.UnleasedJobs, storesql.ScanUnleased, deadAfter.Microseconds(), limit)
+	if err != nil {
+		return nil, err
+	}
+	expired = append(expired, unleased...)
 	var out []libra.Reclaimed
 	for _, e := range expired {
 		err := db.inTx(ctx, func(tx leaseTx) error {
@@ -127,17 +132,17 @@ func (db *DB) ReapLeases(ctx context.Context, maxReclaims, limit int) ([]libra.R
 	return out, nil
 }
 
-func (db *DB) expiredLeases(ctx context.Context, limit int) ([]storesql.ExpiredLease, error) {
-	rows, err := db.Writer.QueryContext(ctx, storesql.SQLiteDialect.SQL(storesql.ExpiredLeases), limit)
+func (db *DB) scanReapable(ctx context.Context, query string, scan func(storesql.Scanner) (storesql.ExpiredLease, error), args ...any) ([]storesql.ExpiredLease, error) {
+	rows, err := db.Writer.QueryContext(ctx, storesql.SQLiteDialect.SQL(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("select expired leases: %w", err)
+		return nil, fmt.Errorf("select reapable deployments: %w", err)
 	}
 	defer rows.Close()
 	var out []storesql.ExpiredLease
 	for rows.Next() {
-		e, err := storesql.ScanExpired(rows)
+		e, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("scan expired lease: %w", err)
+			return nil, fmt.Errorf("scan reapable deployment: %w", err)
 		}
 		out = append(out, e)
 	}

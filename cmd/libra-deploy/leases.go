@@ -81,7 +81,7 @@ func (s *service) heartbeatAndReap(ctx context.Context, lc leaseConfig) {
 	if err := s.db.Heartbeat(ctx, s.c.NodeID); err != nil && ctx.Err() == nil {
 		s.log.Warn("node heartbeat", "err", err)
 	}
-	reclaimed, err := s.db.ReapLeases(ctx, lc.MaxReclaims, 100)
+	reclaimed, err := s.db.ReapLeases(ctx, lc.TTL, lc.MaxReclaims, 100)
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("lease reaper", "err", err)
 	}

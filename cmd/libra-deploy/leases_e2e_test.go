@@ -141,7 +141,11 @@ func (c *cluster) waitAllFinal(timeout time.Duration) (completed, failed int) {
 			return completed, failed
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%d deployments still open after %s", open, timeout)
+			var open string
+			c.query(`SELECT coalesce(string_agg(d.id || ' ' || d.status || ' lease=' || d.lease_node || '/' || d.lease_epoch ||
+				' job=' || j.state || ' by ' || coalesce(array_to_string(j.attempted_by, ','), ''), '; '), '')
+				FROM deployments d LEFT JOIN river_job j ON j.id = d.job_id WHERE d.status IN ('queued', 'in_progress')`, nil, &open)
+			c.t.Fatalf("deployments still open after %s: %s", timeout, open)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -196,7 +200,7 @@ func TestClusterKillNodeMidBuild(t *testing.T) {
 	c.node(victim).kill()
 	t.Logf("killed %s holding %d deployments", victim, len(orphans))
 
-	completed, failed := c.waitAllFinal(120 * time.Second)
+	completed, failed := c.waitAllFinal(90 * time.Second)
 	if completed != len(ids) || failed != 0 {
 		t.Fatalf("%d completed, %d failed of %d accepted", completed, failed, len(ids))
 	}

@@ -59,6 +59,7 @@ func openState(ctx context.Context, c *config, runner queue.Runner, logger *slog
 		RetryBase:   c.RetryBase,
 		Logger:      logger,
 		MaxAttempts: 3,
+		ClientID:    c.NodeID,
 	}
 	if url := postgresURL(); url != "" {
 		return openPostgres(ctx, url, c, runner, qc)

@@ -18,6 +18,9 @@ import (
 type Dialect struct {
 	NowMicros string
 	NowStamp  string
+	// LastAttempt is the River client (our NODE_ID) that last fetched
+	// job j.
+	LastAttempt string
 	// Placeholders turns "?" into the dialect's own (PostgreSQL: Rebind).
 	Placeholders func(string) string
 }
@@ -27,6 +30,7 @@ type Dialect struct {
 var SQLiteDialect = Dialect{
 	NowMicros:    `CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)`,
 	NowStamp:     `datetime('now', 'subsec')`,
+	LastAttempt:  `json_extract(j.attempted_by, '$[#-1]')`,
 	Placeholders: func(q string) string { return q },
 }
 
@@ -35,12 +39,13 @@ var SQLiteDialect = Dialect{
 var PostgresDialect = Dialect{
 	NowMicros:    `(extract(epoch FROM now()) * 1000000)::bigint`,
 	NowStamp:     `now()`,
+	LastAttempt:  `j.attempted_by[array_length(j.attempted_by, 1)]`,
 	Placeholders: Rebind,
 }
 
 // SQL expands {now} and {stamp} and the placeholders of a lease query.
 func (d Dialect) SQL(query string) string {
-	return d.Placeholders(strings.NewReplacer("{now}", d.NowMicros, "{stamp}", d.NowStamp).Replace(query))
+	return d.Placeholders(strings.NewReplacer("{now}", d.NowMicros, "{stamp}", d.NowStamp, "{attempt}", d.LastAttempt).Replace(query))
 }
 
 const (
@@ -70,6 +75,17 @@ const (
 		reclaims = reclaims + 1
 		WHERE id = ? AND lease_epoch = ? AND lease_node = ? AND lease_expires_at < {now}
 		  AND status IN ('queued', 'in_progress')
+		RETURNING lease_epoch, reclaims, job_id, org_id, quota_month, quota_refunded`
+	// UnleasedJobs finds deployments whose job a node fetched (River marks
+	// it running at once) but died before its worker took the lease: no
+	// lease expires for them, so they are found by their node's heartbeat,
+	// older than the second parameter (microseconds), or missing.
+	UnleasedJobs = `SELECT d.id, coalesce({attempt}, ''), d.lease_epoch FROM deployments d JOIN river_job j ON j.id = d.job_id
+		WHERE d.status IN ('queued', 'in_progress') AND d.lease_node = '' AND j.state = 'running'
+		  AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = {attempt} AND n.heartbeat_at > {now} - ?)
+		LIMIT ?`
+	FenceUnleased = `UPDATE deployments SET lease_epoch = lease_epoch + 1, reclaims = reclaims + 1
+		WHERE id = ? AND lease_epoch = ? AND lease_node = '' AND status IN ('queued', 'in_progress')
 		RETURNING lease_epoch, reclaims, job_id, org_id, quota_month, quota_refunded`
 	// EndJob finishes a deployment's old queue job so that River never
 	// runs it again; a worker still holding it (paused, not dead) finds it
@@ -149,6 +165,15 @@ type ExpiredLease struct {
 	ID    string
 	Node  string
 	Epoch int64
+	// Unleased: found by UnleasedJobs, not ExpiredLeases.
+	Unleased bool
+}
+
+// ScanUnleased reads a row of UnleasedJobs.
+func ScanUnleased(row Scanner) (ExpiredLease, error) {
+	e, err := ScanExpired(row)
+	e.Unleased = true
+	return e, err
 }
 
 // Reap takes back one expired lease inside tx: ok is false when another
@@ -159,12 +184,16 @@ func Reap(ctx context.Context, tx Tx, e ExpiredLease, maxReclaims int, enqueue E
 	var job sql.NullInt64
 	var org, month string
 	var refunded bool
-	err := tx.QueryRow(ctx, FenceExpired, e.ID, e.Epoch, e.Node).Scan(&r.Epoch, &r.Reclaims, &job, &org, &month, &refunded)
+	row := tx.QueryRow(ctx, FenceExpired, e.ID, e.Epoch, e.Node)
+	if e.Unleased {
+		row = tx.QueryRow(ctx, FenceUnleased, e.ID, e.Epoch)
+	}
+	err := row.Scan(&r.Epoch, &r.Reclaims, &job, &org, &month, &refunded)
 	if tx.NoRows(err) {
 		return r, false, nil
 	}
 	if err != nil {
-		return r, false, fmt.Errorf("fence expired lease of %s: %w", e.ID, err)
+		return r, false, fmt.Errorf("fence %s: %w", e.ID, err)
 	}
 	r.DeadLettered = r.Reclaims > maxReclaims
 	if r.DeadLettered {

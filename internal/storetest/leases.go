@@ -133,16 +133,16 @@ func testLeaseReaper(t *testing.T, s libra.Store) {
 	const short, maxReclaims = 100 * time.Millisecond, 2
 	for round := 1; round <= maxReclaims+1; round++ {
 		held := mustAcquire(t, s, d.ID, "node-a", short)
-		if got, err := s.ReapLeases(ctx, maxReclaims, 10); err != nil || len(got) != 0 {
+		if got, err := s.ReapLeases(ctx, time.Hour, maxReclaims, 10); err != nil || len(got) != 0 {
 			t.Fatalf("round %d: reaped a live lease: %+v, %v", round, got, err)
 		}
 		expire(short)
-		got, err := s.ReapLeases(ctx, maxReclaims, 10)
+		got, err := s.ReapLeases(ctx, time.Hour, maxReclaims, 10)
 		if err != nil || len(got) != 1 || got[0].DeploymentID != d.ID || got[0].FromNode != "node-a" ||
 			got[0].Epoch <= held.Epoch || got[0].Reclaims != round {
 			t.Fatalf("round %d: reaped %+v, %v", round, got, err)
 		}
-		if again, err := s.ReapLeases(ctx, maxReclaims, 10); err != nil || len(again) != 0 {
+		if again, err := s.ReapLeases(ctx, time.Hour, maxReclaims, 10); err != nil || len(again) != 0 {
 			t.Fatalf("round %d: reaped twice: %+v, %v", round, again, err)
 		}
 		if err := s.AppendLogs(libra.WithLease(ctx, held), d.ID, []libra.LogEntry{{Time: libra.Now(), Level: "info", Message: "late"}}); !errors.Is(err, libra.ErrLeaseLost) {
