@@ -248,7 +248,12 @@ func (c *cluster) checkTakenBack(orphans []held, victim string, killed time.Time
 			c.t.Errorf("%s held by %s: epoch %d -> %d, reclaims %d, job %d (%s) -> %d (%s)",
 				h.id, victim, h.epoch, epoch, reclaims, h.job, oldState, job, newState)
 		}
+		var reclaimed int64
+		c.query(`SELECT coalesce(min(ts), 0) FROM deployment_logs WHERE deployment_id = $1 AND message LIKE '%dispatched again%'`,
+			[]any{h.id}, &reclaimed)
 		took = append(took, time.UnixMicro(finished).Sub(killed))
+		c.t.Logf("  %s: taken back %s after the kill, completed %s after it", h.id,
+			time.UnixMicro(reclaimed).Sub(killed).Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	}
 	slices.Sort(took)
 	c.t.Logf("kill -9 -> completion on another node, %d deployments: p50 %s, max %s",

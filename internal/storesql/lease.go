@@ -93,6 +93,11 @@ const (
 	EndJob = `UPDATE river_job SET state = ?, finalized_at = {stamp}
 		WHERE id = ? AND state NOT IN ('completed', 'cancelled', 'discarded')`
 	Redispatch = `UPDATE deployments SET status = 'queued', job_id = ? WHERE id = ?`
+	// KeepPlace gives the new job the old one's place in line: River
+	// takes jobs by scheduled time, and a dead node's deployments were
+	// accepted before the backlog that fills the queue now.
+	KeepPlace = `UPDATE river_job SET scheduled_at = (SELECT o.scheduled_at FROM river_job o WHERE o.id = ?) WHERE id = ?
+		AND EXISTS (SELECT 1 FROM river_job o WHERE o.id = ?)`
 	DeadLetter = `UPDATE deployments SET status = 'failed', error = ?, finished_at = ?, quota_refunded = true WHERE id = ?`
 	RefundOne  = `UPDATE quota_usage SET used = used - 1 WHERE org_id = ? AND month = ? AND used > 0`
 	InsertLog  = `INSERT INTO deployment_logs (deployment_id, ts, step, level, message) VALUES (?, ?, ?, ?, ?)`
@@ -184,11 +189,11 @@ func Reap(ctx context.Context, tx Tx, e ExpiredLease, maxReclaims int, enqueue E
 	var job sql.NullInt64
 	var org, month string
 	var refunded bool
-	row := tx.QueryRow(ctx, FenceExpired, e.ID, e.Epoch, e.Node)
+	query, args := FenceExpired, []any{e.ID, e.Epoch, e.Node}
 	if e.Unleased {
-		row = tx.QueryRow(ctx, FenceUnleased, e.ID, e.Epoch)
+		query, args = FenceUnleased, []any{e.ID, e.Epoch}
 	}
-	err := row.Scan(&r.Epoch, &r.Reclaims, &job, &org, &month, &refunded)
+	err := tx.QueryRow(ctx, query, args...).Scan(&r.Epoch, &r.Reclaims, &job, &org, &month, &refunded)
 	if tx.NoRows(err) {
 		return r, false, nil
 	}
@@ -212,6 +217,11 @@ func redispatch(ctx context.Context, tx Tx, r libra.Reclaimed, oldJob sql.NullIn
 	}
 	if _, err := tx.Exec(ctx, Redispatch, jobID, r.DeploymentID); err != nil {
 		return fmt.Errorf("record new job of %s: %w", r.DeploymentID, err)
+	}
+	if oldJob.Valid {
+		if _, err := tx.Exec(ctx, KeepPlace, oldJob.Int64, jobID, oldJob.Int64); err != nil {
+			return fmt.Errorf("keep the place of %s: %w", r.DeploymentID, err)
+		}
 	}
 	return reapLog(ctx, tx, r.DeploymentID, "warn", fmt.Sprintf(
 		"node %s stopped renewing its lease; the deployment is dispatched again (epoch %d, reclaim %d)", r.FromNode, r.Epoch, r.Reclaims))
