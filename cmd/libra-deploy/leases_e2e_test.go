@@ -243,7 +243,7 @@ func (c *cluster) checkTakenBack(orphans []held, victim string, killed time.Time
 		var oldState, newState string
 		c.query(`SELECT lease_epoch, job_id, finished_at, reclaims FROM deployments WHERE id = $1`, []any{h.id}, &epoch, &job, &finished, &reclaims)
 		c.query(`SELECT state FROM river_job WHERE id = $1`, []any{h.job}, &oldState)
-		c.query(`SELECT state FROM river_job WHERE id = $1`, []any{job}, &newState)
+		newState = c.jobStateSettled(job)
 		if epoch <= h.epoch || reclaims < 1 || job == h.job || oldState != "cancelled" || newState != "completed" {
 			c.t.Errorf("%s held by %s: epoch %d -> %d, reclaims %d, job %d (%s) -> %d (%s)",
 				h.id, victim, h.epoch, epoch, reclaims, h.job, oldState, job, newState)
@@ -260,6 +260,19 @@ func (c *cluster) checkTakenBack(orphans []held, victim string, killed time.Time
 		len(took), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	if worst := took[len(took)-1]; worst > 60*time.Second {
 		c.t.Errorf("a dead node's deployment took %s to complete elsewhere", worst)
+	}
+}
+
+// jobStateSettled returns a job's state once River has recorded its end
+// (which follows the deployment's final save by a moment), or after 10 s.
+func (c *cluster) jobStateSettled(job int64) string {
+	c.t.Helper()
+	var state string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c.query(`SELECT state FROM river_job WHERE id = $1`, []any{job}, &state)
+		if state != "running" || time.Now().After(deadline) {
+			return state
+		}
 	}
 }
 
