@@ -23,14 +23,14 @@ import (
 // it) until the S3 artifact store is merged: what one node stores, another
 // serves and builds on.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dbURL string
 	db    *pgxpool.Pool
 	nodes []*server
 	tok   string
 }
 
-func startCluster(t *testing.T, n int, env ...string) *cluster {
+func startCluster(t testing.TB, n int, env ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dbURL: pgtest.Database(t, pgTemplate)}
 	shared := t.TempDir()
