@@ -150,8 +150,19 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 			break
 		}
 	}
-	// Cleanup runs whatever happened, on a context of its own: a deployment
-	// past its deadline still has a directory and a sandbox to remove.
+	ru.runCleanup(bg, ctx)
+	if leaseLost(ctx, failed) {
+		// Another node runs the deployment now: nothing more is written.
+		return fmt.Errorf("deployment %s stopped on this node: %w", d.ID, libra.ErrLeaseLost)
+	}
+	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+}
+
+// runCleanup runs cleanup whatever happened, on a context of its own: a
+// deployment past its deadline still has a directory and a sandbox to
+// remove, and so does one whose lease was lost, although its state may no
+// longer be written.
+func (ru *run) runCleanup(bg, ctx context.Context) {
 	cctx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
 	if err := ru.do(cctx, libra.StepCleanup, ru.cleanup); err != nil {
@@ -160,7 +171,6 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 			_ = ru.cleanup(cctx) // local only: the sandbox and the directory are this node's
 		}
 	}
-	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
 }
 
 // lease takes the deployment's lease when the runner uses leases. A nil
@@ -184,10 +194,6 @@ func (r *Runner) lease(ctx context.Context, id string) (context.Context, func(),
 // should do with its job.
 func (ru *run) finish(bg, ctx context.Context, failed error, step libra.Step, attempt, maxAttempts int) error {
 	d := ru.d
-	if leaseLost(ctx, failed) {
-		// Another node runs the deployment now: nothing more is written.
-		return fmt.Errorf("deployment %s stopped on this node: %w", d.ID, libra.ErrLeaseLost)
-	}
 	now := libra.Now()
 	deadline := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	interrupted := !deadline && ctx.Err() != nil
