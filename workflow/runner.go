@@ -113,6 +113,9 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 	if d.Status.Final() {
 		return nil // a repeated job for a finished deployment: nothing to do
 	}
+	if d.Manifest != "" {
+		return r.completePublished(ctx, d)
+	}
 	// State must still be written after the job's context ends (deadline or
 	// shutdown), so those writes use a context that outlives it (and still
 	// carries the lease).
@@ -171,6 +174,27 @@ func (ru *run) runCleanup(bg, ctx context.Context) {
 			_ = ru.cleanup(cctx) // local only: the sandbox and the directory are this node's
 		}
 	}
+}
+
+// completePublished completes a deployment that an earlier attempt
+// published (Publish committed) but did not live to mark completed: a node
+// killed between the two. Running the steps again would publish it twice;
+// what was left (cleanup) belonged to the dead node.
+func (r *Runner) completePublished(ctx context.Context, d *libra.Deployment) error {
+	now := libra.Now()
+	for _, step := range []libra.Step{libra.StepDeploy, libra.StepCleanup} {
+		d.Steps[step] = libra.StepState{Status: libra.StepCompleted, Timestamp: &now}
+	}
+	d.Status, d.CurrentStep, d.Progress, d.Error, d.FinishedAt = libra.StatusCompleted, "", 100, "", &now
+	if d.StartedAt == nil {
+		d.StartedAt = &now
+	}
+	line := libra.LogEntry{Time: now, Step: libra.StepCleanup, Level: "info",
+		Message: "deployment completed: an earlier attempt had published it before its node stopped"}
+	if err := r.Store.UpdateDeployment(ctx, d, []libra.LogEntry{line}); err != nil {
+		return fmt.Errorf("save deployment state: %w", err)
+	}
+	return nil
 }
 
 // lease takes the deployment's lease when the runner uses leases. A nil
