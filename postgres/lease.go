@@ -34,10 +34,15 @@ func (db *DB) inLeaseTx(ctx context.Context, fn func(tx leaseTx) error) error {
 
 // Heartbeat records that node is alive, on the database's clock.
 func (db *DB) Heartbeat(ctx context.Context, node string) error {
-	if _, err := db.Pool.Exec(ctx, storesql.PostgresDialect.SQL(storesql.Heartbeat), node); err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
-	}
-	return nil
+	return db.inLeaseTx(ctx, func(tx leaseTx) error {
+		if _, err := tx.Exec(ctx, storesql.Heartbeat, node); err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		if _, err := tx.Exec(ctx, storesql.PruneNodes); err != nil {
+			return fmt.Errorf("prune nodes: %w", err)
+		}
+		return nil
+	})
 }
 
 // Nodes lists the nodes that ever sent a heartbeat.

@@ -54,6 +54,9 @@ func (db *DB) Heartbeat(ctx context.Context, node string) error {
 		if _, err := tx.Exec(ctx, storesql.Heartbeat, node); err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
+		if _, err := tx.Exec(ctx, storesql.PruneNodes); err != nil {
+			return fmt.Errorf("prune nodes: %w", err)
+		}
 		return nil
 	})
 }

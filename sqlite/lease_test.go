@@ -58,3 +58,19 @@ func TestReapUnleasedJobOfDeadNode(t *testing.T) {
 		}
 	}
 }
+
+// A node silent for a day is forgotten at the next heartbeat of any node.
+func TestHeartbeatForgetsLongSilentNodes(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	if _, err := db.Writer.ExecContext(ctx, `INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ('gone', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Heartbeat(ctx, "here"); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := db.Nodes(ctx)
+	if err != nil || len(nodes) != 1 || nodes[0].ID != "here" {
+		t.Fatalf("nodes: %+v, %v", nodes, err)
+	}
+}

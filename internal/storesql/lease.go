@@ -52,6 +52,9 @@ const (
 	Heartbeat = `INSERT INTO nodes (id, started_at, heartbeat_at) VALUES (?, {now}, {now})
 		ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`
 	SelectNodes = `SELECT id, {now} - heartbeat_at FROM nodes ORDER BY id`
+	// PruneNodes forgets nodes silent for a day: the default NODE_ID is
+	// new at each start, so the table would otherwise grow with restarts.
+	PruneNodes = `DELETE FROM nodes WHERE heartbeat_at < {now} - 86400000000`
 
 	AcquireLease = `UPDATE deployments SET lease_epoch = lease_epoch + 1, lease_node = ?, lease_expires_at = {now} + ?
 		WHERE id = ? AND status IN ('queued', 'in_progress') AND (lease_node = '' OR lease_expires_at < {now})
