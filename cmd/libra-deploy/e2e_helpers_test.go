@@ -95,8 +95,8 @@ func startServer(t testing.TB, env ...string) *server {
 	return s
 }
 
-// newServer prepares a server like startServer's without starting it, so a
-// test can lay out its data directory first.
+// newServer prepares a server on a fresh data directory without starting
+// it, for a test that puts something there first.
 func newServer(t testing.TB, env ...string) *server {
 	t.Helper()
 	// The data directory stays below the test's private (0700) temporary
