@@ -14,7 +14,7 @@ import (
 //
 //	go test ./cmd/libra-deploy -run '^$' -bench KillToCompletion -benchtime 1x -v
 func BenchmarkKillToCompletion(b *testing.B) {
-	c := startCluster(b, 3)
+	c := startLeaseCluster(b, 3)
 	var took []time.Duration
 	for b.Loop() {
 		for round := range 5 {
@@ -29,7 +29,7 @@ func BenchmarkKillToCompletion(b *testing.B) {
 	b.ReportMetric(worst.Seconds(), "max-s")
 }
 
-func killOnce(c *cluster, round int) time.Duration {
+func killOnce(c *leaseCluster, round int) time.Duration {
 	c.t.Helper()
 	ids := c.deployAll([]map[string]any{{"projectId": "app", "orgId": "acme", "userId": "user-acme",
 		"initFiles": slowBuild(2000, "round")}})

@@ -18,11 +18,11 @@ import (
 	"github.com/libra-deploy/libra-deploy/internal/pgtest"
 )
 
-// cluster is real serve nodes on one throwaway PostgreSQL database. They
+// leaseCluster is real serve nodes on one throwaway PostgreSQL database. They
 // share one artifact directory (each node's data-dir/artifacts is a link to
 // it) until the S3 artifact store is merged: what one node stores, another
 // serves and builds on.
-type cluster struct {
+type leaseCluster struct {
 	t     testing.TB
 	dbURL string
 	db    *pgxpool.Pool
@@ -30,9 +30,9 @@ type cluster struct {
 	tok   string
 }
 
-func startCluster(t testing.TB, n int, env ...string) *cluster {
+func startLeaseCluster(t testing.TB, n int, env ...string) *leaseCluster {
 	t.Helper()
-	c := &cluster{t: t, dbURL: pgtest.Database(t, pgTemplate)}
+	c := &leaseCluster{t: t, dbURL: pgtest.Database(t, pgTemplate)}
 	shared := t.TempDir()
 	for i := range n {
 		s := newServer(t, append([]string{"POSTGRES_URL=" + c.dbURL, fmt.Sprintf("NODE_ID=node-%d", i),
@@ -57,14 +57,14 @@ func startCluster(t testing.TB, n int, env ...string) *cluster {
 }
 
 // query runs a one-row query on the cluster's database.
-func (c *cluster) query(query string, args []any, dest ...any) {
+func (c *leaseCluster) query(query string, args []any, dest ...any) {
 	c.t.Helper()
 	if err := c.db.QueryRow(context.Background(), query, args...).Scan(dest...); err != nil {
 		c.t.Fatalf("%s: %v", query, err)
 	}
 }
 
-func (c *cluster) node(id string) *server {
+func (c *leaseCluster) node(id string) *server {
 	for i, s := range c.nodes {
 		if id == fmt.Sprintf("node-%d", i) {
 			return s
@@ -85,7 +85,7 @@ func slowBuild(ms int, tag string) []map[string]any {
 
 // deployAll posts the bodies spread over the nodes, a few at a time, and
 // returns the accepted deployments' ids.
-func (c *cluster) deployAll(bodies []map[string]any) []string {
+func (c *leaseCluster) deployAll(bodies []map[string]any) []string {
 	c.t.Helper()
 	ids := make([]string, len(bodies))
 	var wg sync.WaitGroup
@@ -112,7 +112,7 @@ func (c *cluster) deployAll(bodies []map[string]any) []string {
 
 // waitHolder waits until a node holds the lease of a deployment of app in
 // its build step, and returns that node's id.
-func (c *cluster) waitHolder(timeout time.Duration) string {
+func (c *leaseCluster) waitHolder(timeout time.Duration) string {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -130,7 +130,7 @@ func (c *cluster) waitHolder(timeout time.Duration) string {
 }
 
 // waitAllFinal waits until no deployment is queued or running.
-func (c *cluster) waitAllFinal(timeout time.Duration) (completed, failed int) {
+func (c *leaseCluster) waitAllFinal(timeout time.Duration) (completed, failed int) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -158,7 +158,7 @@ type held struct {
 	job   int64
 }
 
-func (c *cluster) heldBy(node string) []held {
+func (c *leaseCluster) heldBy(node string) []held {
 	c.t.Helper()
 	rows, err := c.db.Query(context.Background(), `SELECT id, lease_epoch, job_id FROM deployments
 		WHERE lease_node = $1 AND status IN ('queued', 'in_progress')`, node)
@@ -183,7 +183,7 @@ func (c *cluster) heldBy(node string) []held {
 // quota counts each once, and the dead node's deployments are taken back
 // (old job cancelled, new job completed) and finish on the others.
 func TestClusterKillNodeMidBuild(t *testing.T) {
-	c := startCluster(t, 3)
+	c := startLeaseCluster(t, 3)
 	var bodies []map[string]any
 	for i := range 200 {
 		if i%20 == 0 {
@@ -211,7 +211,7 @@ func TestClusterKillNodeMidBuild(t *testing.T) {
 
 // checkSurvivors: the nodes that took over stay within memory and file
 // bounds far above what they use.
-func (c *cluster) checkSurvivors(victim string) {
+func (c *leaseCluster) checkSurvivors(victim string) {
 	t := c.t.(*testing.T)
 	for i, s := range c.nodes {
 		if fmt.Sprintf("node-%d", i) == victim {
@@ -232,7 +232,7 @@ const publishLines = `(SELECT count(*) FROM deployment_logs l WHERE l.deployment
 // checkPublishedOnce: every deployment has its manifest and one "published"
 // log line, the quota counts each deployment once, and the alias points to
 // the newest deployment (newest wins across nodes).
-func (c *cluster) checkPublishedOnce(n int, project string) {
+func (c *leaseCluster) checkPublishedOnce(n int, project string) {
 	c.t.Helper()
 	var published, once, used int
 	// One "published" line each; or none, where the node that published
@@ -259,7 +259,7 @@ func (c *cluster) checkPublishedOnce(n int, project string) {
 // checkTakenBack: each deployment the dead node held moved to a higher
 // epoch, its old job ended cancelled and a new one completed it; prints the
 // time from the kill to each one's completion.
-func (c *cluster) checkTakenBack(orphans []held, victim string, killed time.Time) {
+func (c *leaseCluster) checkTakenBack(orphans []held, victim string, killed time.Time) {
 	c.t.Helper()
 	if len(orphans) == 0 {
 		c.t.Fatalf("the killed node held no deployment")
@@ -293,7 +293,7 @@ func (c *cluster) checkTakenBack(orphans []held, victim string, killed time.Time
 
 // jobStateSettled returns a job's state once River has recorded its end
 // (which follows the deployment's final save by a moment), or after 10 s.
-func (c *cluster) jobStateSettled(job int64) string {
+func (c *leaseCluster) jobStateSettled(job int64) string {
 	c.t.Helper()
 	var state string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -306,7 +306,7 @@ func (c *cluster) jobStateSettled(job int64) string {
 
 // rowSnapshot is everything a late write could change: the deployment's
 // row, its logs, the project's alias, the quota and its old job.
-func (c *cluster) rowSnapshot(id string, job int64) string {
+func (c *leaseCluster) rowSnapshot(id string, job int64) string {
 	c.t.Helper()
 	var dep, proj, jobRow string
 	var logs, used int
@@ -323,7 +323,7 @@ func (c *cluster) rowSnapshot(id string, job int64) string {
 // node resumes (SIGCONT). It must notice it lost the lease and stop: it
 // publishes nothing, and its late writes change no row.
 func TestClusterFencingPausedNode(t *testing.T) {
-	c := startCluster(t, 2, "LEASE_DURATION=4s")
+	c := startLeaseCluster(t, 2, "LEASE_DURATION=4s")
 	ids := c.deployAll([]map[string]any{{"projectId": "app", "orgId": "acme", "userId": "user-acme",
 		"initFiles": slowBuild(5000, "fenced")}})
 	holder := c.waitHolder(60 * time.Second)
