@@ -56,6 +56,12 @@ type Store interface {
 	// Releases: deployment lists, rollback, deletion, custom domains and
 	// retention (releases.go).
 	ReleaseStore
+
+	// Leases: who runs a deployment (lease.go). UpdateDeployment,
+	// AppendLogs, Publish and RefundQuota called with a context that
+	// carries a lease (WithLease) write only while that lease is the
+	// deployment's, and return ErrLeaseLost otherwise.
+	LeaseStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

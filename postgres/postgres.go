@@ -61,6 +61,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	// A node paused (SIGSTOP) or cut off inside a transaction would hold
+	// its row locks for ever, and the reaper that must take its leases
+	// back would wait on them: PostgreSQL ends such a session instead.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "5s"
+
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)

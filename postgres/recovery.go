@@ -13,8 +13,31 @@ import (
 
 // There is no RescueOrphans here, unlike SQLite's store: with several nodes
 // on one database a running job is not an orphan just because this node
-// starts. Handing back a dead node's jobs is the lease reaper's work (issue
-// 9, leases and epochs); until then River's rescuer is the backstop.
+// starts. Handing back a dead node's jobs is the lease reaper's work (see
+// lease.go); RescueOwnOrphans only takes what this node's id left behind.
+
+// RescueOwnOrphans hands back what an earlier process with this node's id
+// left: its leases (released, the epoch moved on) and the jobs River still
+// shows running under its id. A NODE_ID is unique among live processes, so
+// those belong to a dead one; without this, a node restarted under a fixed
+// NODE_ID would make them look alive again to the reaper.
+func (db *DB) RescueOwnOrphans(ctx context.Context, node, queue string) (int64, error) {
+	var rescued int64
+	err := db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE deployments SET lease_node = '', lease_expires_at = NULL,
+			lease_epoch = lease_epoch + 1 WHERE lease_node = $1`, node); err != nil {
+			return fmt.Errorf("release own orphaned leases: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
+			WHERE state = 'running' AND queue = $2 AND attempted_by[array_length(attempted_by, 1)] = $1`, node, queue)
+		if err != nil {
+			return fmt.Errorf("rescue own orphaned jobs: %w", err)
+		}
+		rescued = tag.RowsAffected()
+		return nil
+	})
+	return rescued, err
+}
 
 // FailLostDeployments fails deployments that are not final although their
 // job is (see storesql.FailLost). Safe with other nodes running: it only
@@ -58,7 +81,7 @@ func resetDeployment(ctx context.Context, tx pgx.Tx, id, org, month string, refu
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'queued', current_step = '', progress = 0, steps = $1,
-		error = '', finished_at = NULL, quota_refunded = false WHERE id = $2`, steps, id); err != nil {
+		error = '', finished_at = NULL, quota_refunded = false, reclaims = 0 WHERE id = $2`, steps, id); err != nil {
 		return fmt.Errorf("reset deployment: %w", err)
 	}
 	if !refunded {

@@ -204,6 +204,9 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 		return err
 	}
 	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := guard(ctx, tx, d.ID); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx,
 			`UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3), steps = $4, error = $5,
 			 url = $6, attempt = $7, started_at = $8, finished_at = $9 WHERE id = $10`,
@@ -219,6 +222,9 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 // RefundQuota gives back the quota a deployment used, at most once.
 func (db *DB) RefundQuota(ctx context.Context, id string) error {
 	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := guard(ctx, tx, id); err != nil {
+			return err
+		}
 		var org, month string
 		err := tx.QueryRow(ctx, `UPDATE deployments SET quota_refunded = true WHERE id = $1 AND NOT quota_refunded
 			RETURNING org_id, quota_month`, id).Scan(&org, &month)
@@ -243,6 +249,9 @@ func (db *DB) RefundQuota(ctx context.Context, id string) error {
 // re-checks the newest-wins condition against the first's result.
 func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := guard(ctx, tx, id); err != nil {
+			return err
+		}
 		var seq int64
 		var project, domain, label string
 		err := tx.QueryRow(ctx, publishManifest, manifest, url, id).Scan(&seq, &project, &domain, &label)
@@ -307,7 +316,12 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 	if len(entries) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error { return appendLogs(ctx, tx, id, entries) })
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := guard(ctx, tx, id); err != nil {
+			return err
+		}
+		return appendLogs(ctx, tx, id, entries)
+	})
 }
 
 // appendLogs uses COPY: one round trip for any number of lines, where

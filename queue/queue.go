@@ -48,6 +48,11 @@ type Runner interface {
 type Config struct {
 	// Name is the River queue (DEPLOYMENT_QUEUE_NAME).
 	Name string
+	// ClientID is River's client id, which River records in each job it
+	// fetches (attempted_by): the node's NODE_ID, so that the lease reaper
+	// can tell a job fetched by a node that died before it took the
+	// deployment's lease. Empty: River's own random id.
+	ClientID string
 	// MaxWorkers caps concurrent deployments on this node (MAX_CONCURRENT_DEPLOYMENTS).
 	MaxWorkers int
 	// MaxAttempts is retries + 1.
@@ -116,6 +121,7 @@ func Migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) error
 func New[TTx any](driver riverdriver.Driver[TTx], runner Runner, cfg Config) (*Queue[TTx], error) {
 	cfg.defaults()
 	rc := &river.Config{
+		ID:                cfg.ClientID,
 		Logger:            cfg.Logger.With("component", "river"),
 		MaxAttempts:       cfg.MaxAttempts,
 		JobTimeout:        cfg.JobTimeout,
@@ -281,6 +287,10 @@ func (d *doubling) NextRetry(job *rivertype.JobRow) time.Time {
 	return time.Now().Add(d.base << min(n, 10))
 }
 
+// leaseHeldSnooze is how long a job whose deployment another node runs
+// waits before looking again.
+const leaseHeldSnooze = 5 * time.Second
+
 type worker struct {
 	river.WorkerDefaults[DeploymentArgs]
 	runner Runner
@@ -291,6 +301,15 @@ func (w *worker) Work(ctx context.Context, job *river.Job[DeploymentArgs]) error
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, libra.ErrLeaseHeld):
+		// Another node runs it: look again later. If that node dies, the
+		// reaper ends this job and enqueues a new one; if it finishes, this
+		// job finds the deployment final and completes.
+		return river.JobSnooze(leaseHeldSnooze)
+	case errors.Is(err, libra.ErrLeaseLost):
+		// The reaper already ended this job (or another took it over):
+		// cancelling it changes nothing River still runs.
+		return river.JobCancel(err)
 	case errors.Is(err, libra.ErrInterrupted):
 		// Snoozing does not count as an attempt: the next node or the
 		// restarted service picks it up at once.

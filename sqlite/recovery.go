@@ -18,6 +18,12 @@ import (
 // On SQLite only one `serve` works a data directory (it holds a lock file), so
 // at its start-up every running job in its queue is an orphan.
 func (db *DB) RescueOrphans(ctx context.Context, queue string) (int64, error) {
+	// Their leases are orphans too: given up with the epoch moved on, so
+	// the rescued jobs start at once instead of waiting for them to expire.
+	if _, err := db.Writer.ExecContext(ctx, `UPDATE deployments SET lease_node = '', lease_expires_at = NULL,
+		lease_epoch = lease_epoch + 1 WHERE lease_node != ''`); err != nil {
+		return 0, fmt.Errorf("release orphaned leases: %w", err)
+	}
 	res, err := db.Writer.ExecContext(ctx,
 		`UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec')
 		 WHERE state = 'running' AND queue = ?`, queue)
@@ -69,7 +75,7 @@ func (db *DB) Requeue(ctx context.Context, id string, retry func(ctx context.Con
 	}
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE deployments SET status = 'queued', current_step = '', progress = 0, steps = ?, error = '',
-		   finished_at = NULL, quota_refunded = 0 WHERE id = ?`, string(steps), id); err != nil {
+		   finished_at = NULL, quota_refunded = 0, reclaims = 0 WHERE id = ?`, string(steps), id); err != nil {
 		return fmt.Errorf("reset deployment: %w", err)
 	}
 	if refunded {

@@ -162,6 +162,9 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	if err := guard(ctx, tx, d.ID); err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx,
 		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
 		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
@@ -186,6 +189,9 @@ func (db *DB) RefundQuota(ctx context.Context, id string) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	if err := guard(ctx, tx, id); err != nil {
+		return err
+	}
 	var org, month string
 	err = tx.QueryRowContext(ctx,
 		`UPDATE deployments SET quota_refunded = 1 WHERE id = ? AND quota_refunded = 0 RETURNING org_id, quota_month`, id).
@@ -212,6 +218,9 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	if err := guard(ctx, tx, id); err != nil {
+		return err
+	}
 	var seq int64
 	var project, domain string
 	err = tx.QueryRowContext(ctx, storesql.PublishManifest, manifest, url, id).Scan(&seq, &project, &domain)
@@ -265,6 +274,9 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	if err := guard(ctx, tx, id); err != nil {
+		return err
+	}
 	if err := appendLogs(ctx, tx, id, entries); err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ const maxLogLines = 10_000
 // build. It flushes every flushEvery, when the batch is large, and whenever
 // the deployment's state is saved.
 type logBuffer struct {
+	// base is the context of background flushes: the run's, without its
+	// cancellation, so that they carry its lease.
+	base   context.Context
 	store  libra.Store
 	id     string
 	logger *slog.Logger
@@ -36,8 +39,8 @@ type logBuffer struct {
 
 const flushEvery = 250 * time.Millisecond
 
-func newLogBuffer(store libra.Store, id string, logger *slog.Logger) *logBuffer {
-	b := &logBuffer{store: store, id: id, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+func newLogBuffer(base context.Context, store libra.Store, id string, logger *slog.Logger) *logBuffer {
+	b := &logBuffer{base: base, store: store, id: id, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
 	go b.loop()
 	return b
 }
@@ -51,7 +54,7 @@ func (b *logBuffer) loop() {
 		case <-b.stop:
 			return
 		case <-t.C:
-			b.Flush(context.Background())
+			b.Flush(b.base)
 		}
 	}
 }

@@ -70,7 +70,10 @@ type Runner struct {
 	// that step's error. Tests use it to slow a step or inject a fault; the
 	// steps themselves do not know it exists.
 	BeforeStep func(ctx context.Context, d *libra.Deployment, step libra.Step) error
-	Logger     *slog.Logger
+	// Leases, when set, makes each run hold a lease on its deployment
+	// (lease.go); nil runs without (tests of the steps alone).
+	Leases *Leases
+	Logger *slog.Logger
 }
 
 // run is one attempt at one deployment.
@@ -95,6 +98,11 @@ type run struct {
 
 // Run runs one attempt. See queue.Runner for what its error means.
 func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) error {
+	ctx, release, err := r.lease(ctx, id)
+	if err != nil || release == nil {
+		return err
+	}
+	defer release()
 	d, err := r.Store.Deployment(ctx, id)
 	if errors.Is(err, libra.ErrNotFound) {
 		return libra.Permanent(err)
@@ -105,11 +113,15 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 	if d.Status.Final() {
 		return nil // a repeated job for a finished deployment: nothing to do
 	}
+	if d.Manifest != "" {
+		return r.completePublished(ctx, d)
+	}
 	// State must still be written after the job's context ends (deadline or
-	// shutdown), so those writes use a context that outlives it.
+	// shutdown), so those writes use a context that outlives it (and still
+	// carries the lease).
 	bg := context.WithoutCancel(ctx)
 	ru := &run{r: r, d: d, workDir: filepath.Join(r.WorkRoot, d.ID)}
-	ru.logs = newLogBuffer(r.Store, d.ID, r.Logger)
+	ru.logs = newLogBuffer(bg, r.Store, d.ID, r.Logger)
 	ru.logs.Redact(r.Secrets...)
 	defer ru.logs.Close(bg)
 
@@ -141,14 +153,65 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 			break
 		}
 	}
-	// Cleanup runs whatever happened, on a context of its own: a deployment
-	// past its deadline still has a directory and a sandbox to remove.
+	ru.runCleanup(bg, ctx)
+	if leaseLost(ctx, failed) {
+		// Another node runs the deployment now: nothing more is written.
+		return fmt.Errorf("deployment %s stopped on this node: %w", d.ID, libra.ErrLeaseLost)
+	}
+	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+}
+
+// runCleanup runs cleanup whatever happened, on a context of its own: a
+// deployment past its deadline still has a directory and a sandbox to
+// remove, and so does one whose lease was lost, although its state may no
+// longer be written.
+func (ru *run) runCleanup(bg, ctx context.Context) {
 	cctx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
 	if err := ru.do(cctx, libra.StepCleanup, ru.cleanup); err != nil {
 		ru.fail(libra.StepCleanup, userMessage(err, libra.StepCleanup))
+		if leaseLost(ctx, err) {
+			_ = ru.cleanup(cctx) // local only: the sandbox and the directory are this node's
+		}
 	}
-	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+}
+
+// completePublished completes a deployment that an earlier attempt
+// published (Publish committed) but did not live to mark completed: a node
+// killed between the two. Running the steps again would publish it twice;
+// what was left (cleanup) belonged to the dead node.
+func (r *Runner) completePublished(ctx context.Context, d *libra.Deployment) error {
+	now := libra.Now()
+	for _, step := range []libra.Step{libra.StepDeploy, libra.StepCleanup} {
+		d.Steps[step] = libra.StepState{Status: libra.StepCompleted, Timestamp: &now}
+	}
+	d.Status, d.CurrentStep, d.Progress, d.Error, d.FinishedAt = libra.StatusCompleted, "", 100, "", &now
+	if d.StartedAt == nil {
+		d.StartedAt = &now
+	}
+	line := libra.LogEntry{Time: now, Step: libra.StepCleanup, Level: "info",
+		Message: "deployment completed: an earlier attempt had published it before its node stopped"}
+	if err := r.Store.UpdateDeployment(ctx, d, []libra.LogEntry{line}); err != nil {
+		return fmt.Errorf("save deployment state: %w", err)
+	}
+	return nil
+}
+
+// lease takes the deployment's lease when the runner uses leases. A nil
+// release with a nil error means there is nothing to run: the deployment is
+// final. ErrLeaseHeld goes back to the queue, which tries again later.
+func (r *Runner) lease(ctx context.Context, id string) (context.Context, func(), error) {
+	if r.Leases == nil {
+		return ctx, func() {}, nil
+	}
+	lctx, release, err := r.Leases.hold(ctx, id)
+	if !errors.Is(err, libra.ErrNotFound) {
+		return lctx, release, err
+	}
+	if _, err := r.Store.Deployment(ctx, id); errors.Is(err, libra.ErrNotFound) {
+		return nil, nil, libra.Permanent(err)
+	}
+	return nil, nil, nil // final: a repeated job for a finished deployment
 }
 
 // finish decides the deployment's state after an attempt and what the queue

@@ -83,6 +83,8 @@ type config struct {
 	// NodeID names this instance (NODE_ID; default: host name plus a
 	// random suffix per start, see node.go).
 	NodeID string
+	// Leases: LEASE_DURATION, MAX_LEASE_RECLAIMS (leases.go).
+	Leases leaseConfig
 
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
@@ -149,6 +151,7 @@ func loadConfig() *config {
 		DNSResolver: env("DNS_RESOLVER", ""),
 
 		NodeID: env("NODE_ID", defaultNodeID()),
+		Leases: loadLeaseConfig(),
 
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
@@ -210,6 +213,9 @@ func (c *config) lockPath() string     { return filepath.Join(c.DataDir, "serve.
 func (c *config) logger() *slog.Logger { return newLogger(c.LogLevel) }
 func (c *config) validate() error {
 	if err := validateNodeID(c.NodeID); err != nil {
+		return err
+	}
+	if err := c.Leases.validate(); err != nil {
 		return err
 	}
 	if c.MaxConcurrent < 1 {

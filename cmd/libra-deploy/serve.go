@@ -64,6 +64,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopLeases := s.startLeases(ctx)
+	defer stopLeases()
 	if err := s.queue.Start(ctx); err != nil {
 		return err
 	}

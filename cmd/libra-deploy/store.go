@@ -59,6 +59,7 @@ func openState(ctx context.Context, c *config, runner queue.Runner, logger *slog
 		RetryBase:   c.RetryBase,
 		Logger:      logger,
 		MaxAttempts: 3,
+		ClientID:    c.NodeID,
 	}
 	if url := postgresURL(); url != "" {
 		return openPostgres(ctx, url, c, runner, qc)
@@ -109,7 +110,7 @@ func openPostgres(ctx context.Context, url string, c *config, runner queue.Runne
 		return nil, nil, err
 	}
 	db.Enqueue = q.InsertManyTx
-	return &postgresState{DB: db, q: q}, q, nil
+	return &postgresState{DB: db, q: q, node: c.NodeID}, q, nil
 }
 
 type sqliteState struct {
@@ -134,15 +135,20 @@ func (s *sqliteState) Requeue(ctx context.Context, id string) error {
 
 type postgresState struct {
 	*postgres.DB
-	q *queue.Queue[pgx.Tx]
+	q    *queue.Queue[pgx.Tx]
+	node string
 }
 
 // RecoverAtStart: other nodes may be working the jobs that are running, so
-// none is rescued here (a dead node's are the lease reaper's); lost
-// deployments are safe to fail from any node.
-func (s *postgresState) RecoverAtStart(ctx context.Context, _ string) (int64, int64, error) {
+// only those left under this node's own id are rescued here (a dead node's
+// are the lease reaper's); lost deployments are safe to fail from any node.
+func (s *postgresState) RecoverAtStart(ctx context.Context, queueName string) (int64, int64, error) {
+	rescued, err := s.RescueOwnOrphans(ctx, s.node, queueName)
+	if err != nil {
+		return 0, 0, err
+	}
 	lost, err := s.FailLostDeployments(ctx)
-	return 0, lost, err
+	return rescued, lost, err
 }
 
 func (s *postgresState) Requeue(ctx context.Context, id string) error {

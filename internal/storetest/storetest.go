@@ -46,6 +46,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Retention", testRetention},
 		{"DeploymentRefs", testDeploymentRefs},
 		{"ManyDeployments", testManyDeployments},
+		{"LeaseTakenRenewedReleased", testLeaseTakenRenewedReleased},
+		{"LeaseExpiredAndStolen", testLeaseExpiredAndStolen},
+		{"LeaseReaper", testLeaseReaper},
+		{"Heartbeat", testHeartbeat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
