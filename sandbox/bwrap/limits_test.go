@@ -66,9 +66,11 @@ func TestLimits(t *testing.T) {
 			wantNote: "sandbox: disk limit exceeded",
 			maxTook:  30 * time.Second,
 			check: func(t *testing.T, work string) {
-				// Caught within one check interval of passing the limit.
+				// Caught within one check interval (200 ms here) of passing
+				// the limit; what a build writes in that time depends on the
+				// disk: 143 MiB past it was seen here, so allow 256 MiB.
 				u, err := measureTree(work)
-				if err != nil || u.bytes > cfg.DiskLimit+128<<20 {
+				if err != nil || u.bytes > cfg.DiskLimit+256<<20 {
 					t.Errorf("project grew to %d bytes (limit %d): %v", u.bytes, cfg.DiskLimit, err)
 				}
 				// Free the space, or every later command fails the check too.
