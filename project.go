@@ -20,6 +20,8 @@ type Token struct {
 	OrgID     string
 	UserID    string
 	CreatedAt time.Time
+	// The lifecycle fields (tokens.go).
+	TokenLifecycle
 }
 
 // Quota is an org's monthly deployment allowance. Limit < 0 means no limit.

@@ -16,6 +16,8 @@ type Store interface {
 
 	CreateToken(ctx context.Context, t Token) error
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
+	// Tokens: list, revoke, last use (tokens.go).
+	TokenStore
 
 	CreateProject(ctx context.Context, p Project) error
 	Project(ctx context.Context, id string) (*Project, error)

@@ -301,6 +301,7 @@ func (s *server) register(api huma.API) {
 
 	s.registerReleases(api)
 	s.registerUsage(api)
+	s.registerTokens(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

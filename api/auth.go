@@ -106,6 +106,11 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		writeHumaError(ctx, unauthorized("invalid token"))
 		return
 	}
+	if t.Expired(libra.Now()) {
+		writeHumaError(ctx, unauthorized("token expired"))
+		return
+	}
+	s.touchToken(ctx.Context(), t)
 	if ok, wait := s.limits.allow(hash, time.Now()); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		if secs < 1 {

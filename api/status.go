@@ -305,6 +305,8 @@ var endpoints = []string{
 	"DELETE /projects/{projectId}/domains/{domain}",
 	"DELETE /deployments/{deploymentId}",
 	"GET /usage",
+	"GET /tokens",
+	"DELETE /tokens/{tokenId}",
 	"GET /health",
 	"GET /openapi.json",
 	"GET /docs",

@@ -19,29 +19,6 @@ var _ libra.Store = (*DB)(nil)
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"
 
-// CreateToken stores a token's hash.
-func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
-	if _, err := db.Pool.Exec(ctx, pg(storesql.InsertToken), t.Hash, t.OrgID, t.UserID, storesql.Micros(t.CreatedAt)); err != nil {
-		return fmt.Errorf("insert token: %w", err)
-	}
-	return nil
-}
-
-// TokenByHash finds a token by its hash.
-func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
-	var t libra.Token
-	var created int64
-	err := db.Pool.QueryRow(ctx, pg(storesql.SelectToken), hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
-	if noRows(err) {
-		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("select token: %w", err)
-	}
-	t.CreatedAt = storesql.FromMicros(created)
-	return &t, nil
-}
-
 // CreateProject stores a new project; PROJECT_EXISTS when the id, or its
 // host name, is taken.
 func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {

@@ -13,32 +13,6 @@ import (
 
 var _ libra.Store = (*DB)(nil)
 
-// CreateToken stores a token's hash.
-func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
-	_, err := db.Writer.ExecContext(ctx,
-		storesql.InsertToken,
-		t.Hash, t.OrgID, t.UserID, micros(t.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("insert token: %w", err)
-	}
-	return nil
-}
-
-// TokenByHash finds a token by its hash.
-func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
-	var t libra.Token
-	var created int64
-	err := db.readRow(ctx, storesql.SelectToken, hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("select token: %w", err)
-	}
-	t.CreatedAt = fromMicros(created)
-	return &t, nil
-}
-
 // CreateProject stores a new project; PROJECT_EXISTS when the id, or its
 // host name, is taken.
 func (db *DB) CreateProject(ctx context.Context, p libra.Project) error {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
-	"github.com/libra-deploy/libra-deploy/api"
 )
 
 // subcommand parses "VERB [flags]" for commands like `token create`.
@@ -35,44 +34,6 @@ func subcommand(args []string, verbs ...string) (string, []string, error) {
 }
 
 func quietLogger() *slog.Logger { return newLogger("error") }
-
-func runToken(ctx context.Context, args []string, stdout io.Writer) error {
-	if _, rest, err := subcommand(args, "create"); err != nil {
-		return err
-	} else {
-		args = rest
-	}
-	c := loadConfig()
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
-	org := fs.String("org", "", "org the token belongs to (required)")
-	user := fs.String("user", "", "user the token belongs to (required)")
-	c.commonFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := libra.CheckID(*org); err != nil {
-		return fmt.Errorf("--org %v", err)
-	}
-	if err := libra.CheckID(*user); err != nil {
-		return fmt.Errorf("--user %v", err)
-	}
-	db, _, err := openState(ctx, c, nil, quietLogger())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	token, err := api.NewToken()
-	if err != nil {
-		return err
-	}
-	if err := db.CreateToken(ctx, libra.Token{Hash: api.HashToken(token), OrgID: *org, UserID: *user, CreatedAt: libra.Now()}); err != nil {
-		return err
-	}
-	// The token alone on stdout, so scripts can capture it; it is shown
-	// once and only its hash is kept.
-	_, err = fmt.Fprintln(stdout, token)
-	return err
-}
 
 func runProject(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, rest, err := subcommand(args, "create"); err != nil {

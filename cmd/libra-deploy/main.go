@@ -28,7 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the API, the queue workers and the site host", runServe},
-		{"token", "create an API token: token create --org ORG --user USER", runToken},
+		{"token", "API tokens: token create --org ORG --user USER [--expires 720h] | list --org ORG | revoke ID", runToken},
 		{"project", "create a project: project create --org ORG --id ID [--name NAME]", runProject},
 		{"quota", "set or show an org's monthly deployment quota: quota set|show --org ORG [--limit N]", runQuota},
 		{"dlq", "list or re-queue dead-lettered deployments: dlq list | dlq retry ID", runDLQ},

@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore NewStore) {
 	}{
 		{"Ping", testPing},
 		{"Tokens", testTokens},
+		{"TokenLifecycle", testTokenLifecycle},
 		{"Projects", testProjects},
 		{"ListProjects", testListProjects},
 		{"Quota", testQuota},
