@@ -24,6 +24,8 @@ type Store interface {
 	// ListProjects returns every project of an org, ordered by id (byte
 	// order); an empty slice when it has none.
 	ListProjects(ctx context.Context, orgID string) ([]Project, error)
+	// Deleting a project (projectdelete.go).
+	ProjectDeleteStore
 
 	SetQuota(ctx context.Context, orgID string, limit int) error
 	Quota(ctx context.Context, orgID string, month string) (*Quota, error)

@@ -303,6 +303,7 @@ func (s *server) register(api huma.API) {
 	s.registerReleases(api)
 	s.registerUsage(api)
 	s.registerTokens(api)
+	s.registerProjectDelete(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

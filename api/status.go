@@ -298,7 +298,7 @@ var endpoints = []string{
 	"GET /deploy-status?id={deploymentId}",
 	"GET /deploy-log?id={deploymentId}",
 	"POST /projects",
-	"GET /projects/{projectId}",
+	"GET|DELETE /projects/{projectId}",
 	"GET /projects/{projectId}/deployments",
 	"POST /projects/{projectId}/rollback",
 	"GET|POST /projects/{projectId}/domains",

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ListDeployments", testListDeployments},
 		{"RollbackAndRelease", testRollback},
 		{"DeleteDeployment", testDeleteDeployment},
+		{"DeleteProject", testDeleteProject},
 		{"Retention", testRetention},
 		{"DeploymentRefs", testDeploymentRefs},
 		{"ManyDeployments", testManyDeployments},
