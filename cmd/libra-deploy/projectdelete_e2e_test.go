@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/pgtest"
+	"github.com/libra-deploy/libra-deploy/internal/s3test"
 )
 
 // DELETE /projects/{id} on the real binary: refused (409) while a
@@ -92,5 +95,30 @@ func checkGCRemoves(t *testing.T, s *server, gone, kept string) {
 	}
 	if !exists(blobFile(s, kept)) {
 		t.Error("gc removed another project's blob")
+	}
+}
+
+// In cluster mode (PostgreSQL, two nodes, shared bucket), a project deleted
+// through node 1 stops serving on node 2 within the stated flip bound,
+// although node 2 had its alias cached.
+func TestProjectDeleteAcrossNodesPostgres(t *testing.T) {
+	dbURL := pgtest.Database(t, pgTemplate)
+	gw := s3test.Start(t)
+	nodes := []*server{startNode(t, dbURL, gw, 1), startNode(t, dbURL, gw, 2)}
+	tok := pgAdmin(t, nodes[0], dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
+	pgAdmin(t, nodes[0], dbURL, "project", "create", "--org", "acme", "--id", "website")
+	id := deployRelease(t, nodes[0], tok, "v1")
+	untilServing(t, nodes, "v1", time.Now(), 10*time.Second)
+
+	start := time.Now()
+	wantCode(t, nodes[0].do("DELETE", "/projects/website", nil, bearer(tok)...), 200, "")
+	took := untilServing(t, nodes, "", start, 3*flipBound)
+	t.Logf("alias gone after the delete: node-1 %v, node-2 %v (bound %v)", took[0], took[1], flipBound)
+	wantCode(t, nodes[1].do("GET", "/deploy-status?id="+id, nil), 404, "DEPLOYMENT_NOT_FOUND")
+	wantCode(t, nodes[1].do("POST", "/projects", map[string]any{"id": "website"}, bearer(tok)...), 201, "")
+	for i, n := range nodes {
+		if v := n.serving(); v != "" {
+			t.Fatalf("node-%d serves %s on the re-created project", i+1, v)
+		}
 	}
 }
