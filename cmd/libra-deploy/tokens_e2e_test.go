@@ -134,3 +134,27 @@ func TestTokenRevokeAcrossNodesPostgres(t *testing.T) {
 	wantCode(t, n2.do("GET", "/tokens", nil, bearer(doomed)...), 401, "UNAUTHORIZED")
 	wantCode(t, n2.do("GET", "/tokens", nil, bearer(admin)...), 200, "")
 }
+
+// lastUsedAt costs at most one write a minute per token: 200 requests in a
+// row leave the value the first one wrote.
+func TestTokenLastUseWrittenOncePerMinute(t *testing.T) {
+	s := startServer(t, noLimit...)
+	tok := s.setup("acme", "web")
+	query := "SELECT coalesce(last_used_at, 0) FROM tokens WHERE user_id = 'user-acme'"
+	if n := countRows(t, s, query); n != 0 {
+		t.Fatalf("a new token has lastUsedAt %d", n)
+	}
+	wantCode(t, s.do("GET", "/usage", nil, bearer(tok)...), 200, "")
+	first := countRows(t, s, query)
+	if age := time.Since(time.UnixMicro(int64(first))); first == 0 || age < 0 || age > time.Minute {
+		t.Fatalf("lastUsedAt after the first request: %d (age %v)", first, age)
+	}
+	const requests = 200
+	for range requests {
+		wantCode(t, s.do("GET", "/usage", nil, bearer(tok)...), 200, "")
+	}
+	if again := countRows(t, s, query); again != first {
+		t.Fatalf("lastUsedAt rewritten within a minute: %d, then %d", first, again)
+	}
+	t.Logf("%d requests within a minute of the first: 1 lastUsedAt write", requests+1)
+}
