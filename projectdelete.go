@@ -21,6 +21,8 @@ type ProjectDeleteStore interface {
 	// would otherwise publish into rows that are gone). ErrNotFound for an
 	// unknown project. The id is free again afterwards: deployment labels
 	// are random and go with their rows, so a new project of the same id
-	// serves nothing of the old one.
-	DeleteProject(ctx context.Context, id string) (*ProjectDeletion, error)
+	// serves nothing of the old one. The project must belong to orgID
+	// (checked in the same transaction, so a project deleted and created
+	// again by another org meanwhile is not touched): ErrNotFound otherwise.
+	DeleteProject(ctx context.Context, orgID, id string) (*ProjectDeletion, error)
 }

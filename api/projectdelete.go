@@ -18,7 +18,7 @@ func (s *server) deleteProject(ctx context.Context, in *projectPath) (*deletedOu
 	if err != nil {
 		return nil, err
 	}
-	del, err := s.cfg.Store.DeleteProject(ctx, p.ID)
+	del, err := s.cfg.Store.DeleteProject(ctx, p.OrgID, p.ID)
 	if err != nil {
 		return nil, clientError(ctx, "delete project", fmt.Errorf("delete project %s: %w", p.ID, err))
 	}

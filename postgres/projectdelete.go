@@ -15,10 +15,10 @@ import (
 // for it waits on that lock (its foreign key) and then fails, so none can
 // slip in between the active check and the delete. Every node is told
 // (NOTIFY) which hosts stopped serving.
-func (db *DB) DeleteProject(ctx context.Context, id string) (*libra.ProjectDeletion, error) {
+func (db *DB) DeleteProject(ctx context.Context, orgID, id string) (*libra.ProjectDeletion, error) {
 	var del libra.ProjectDeletion
 	err := db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if err := checkDeletable(ctx, tx, id); err != nil {
+		if err := checkDeletable(ctx, tx, orgID, id); err != nil {
 			return err
 		}
 		var err error
@@ -55,10 +55,10 @@ func deletionFlips(id string, del libra.ProjectDeletion) []libra.SiteChange {
 
 // checkDeletable locks the project row and checks that it has no queued or
 // running deployment.
-func checkDeletable(ctx context.Context, tx pgx.Tx, id string) error {
+func checkDeletable(ctx context.Context, tx pgx.Tx, orgID, id string) error {
 	var org string
 	err := tx.QueryRow(ctx, `SELECT org_id FROM projects WHERE id = $1 FOR UPDATE`, id).Scan(&org)
-	if noRows(err) {
+	if noRows(err) || (err == nil && org != orgID) {
 		return fmt.Errorf("project %q: %w", id, libra.ErrNotFound)
 	}
 	if err != nil {

@@ -13,13 +13,13 @@ import (
 // DeleteProject removes a project and everything it owns in one write
 // transaction; SQLite's one writer keeps a deployment from being queued
 // for it meanwhile.
-func (db *DB) DeleteProject(ctx context.Context, id string) (*libra.ProjectDeletion, error) {
+func (db *DB) DeleteProject(ctx context.Context, orgID, id string) (*libra.ProjectDeletion, error) {
 	tx, err := db.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := checkDeletable(ctx, tx, id); err != nil {
+	if err := checkDeletable(ctx, tx, orgID, id); err != nil {
 		return nil, err
 	}
 	var del libra.ProjectDeletion
@@ -41,10 +41,10 @@ func (db *DB) DeleteProject(ctx context.Context, id string) (*libra.ProjectDelet
 }
 
 // checkDeletable: the project exists and has no queued or running deployment.
-func checkDeletable(ctx context.Context, tx *sql.Tx, id string) error {
+func checkDeletable(ctx context.Context, tx *sql.Tx, orgID, id string) error {
 	var org string
 	err := tx.QueryRowContext(ctx, `SELECT org_id FROM projects WHERE id = ?`, id).Scan(&org)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && org != orgID) {
 		return fmt.Errorf("project %q: %w", id, libra.ErrNotFound)
 	}
 	if err != nil {

@@ -26,14 +26,20 @@ func testDeleteProject(t *testing.T, s libra.Store) {
 	if err := s.AppendLogs(ctx, old.ID, []libra.LogEntry{{Time: libra.Now(), Step: libra.StepBuild, Level: "info", Message: "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.DeleteProject(ctx, "shop")
+	_, err := s.DeleteProject(ctx, "o", "shop")
 	wantCode(t, "delete with a queued deployment", err, libra.CodeConflict)
 	if _, err := s.Deployment(ctx, old.ID); err != nil {
 		t.Fatalf("a refused delete removed a deployment: %v", err)
 	}
 	finish(t, s, queued, libra.StatusFailed)
+	if _, err := s.DeleteProject(ctx, "o2", "shop"); !errors.Is(err, libra.ErrNotFound) {
+		t.Fatalf("delete through another org: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Project(ctx, "shop"); err != nil {
+		t.Fatalf("another org's delete removed the project: %v", err)
+	}
 
-	del, err := s.DeleteProject(ctx, "shop")
+	del, err := s.DeleteProject(ctx, "o", "shop")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +53,7 @@ func testDeleteProject(t *testing.T, s libra.Store) {
 	if _, _, err := s.SiteByLabel(ctx, other.SiteLabel); err != nil {
 		t.Fatalf("another project's deployment stopped serving: %v", err)
 	}
-	if _, err := s.DeleteProject(ctx, "shop"); !errors.Is(err, libra.ErrNotFound) {
+	if _, err := s.DeleteProject(ctx, "o", "shop"); !errors.Is(err, libra.ErrNotFound) {
 		t.Fatalf("delete again: %v, want ErrNotFound", err)
 	}
 	mustProject(t, s, "shop", "o2")
