@@ -12,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/libra-deploy/libra-deploy/internal/pgtest"
 )
 
 const testAdminToken = "adm_0123456789abcdef0123456789abcdef"
@@ -299,5 +301,41 @@ func TestMetricsAddrListener(t *testing.T) {
 	wantUnifiedError(t, "API /metrics without auth", s.do("GET", "/metrics", nil), 401, "UNAUTHORIZED")
 	if r := s.do("GET", "/metrics", nil, "Authorization", "Bearer "+testAdminToken); r.status != 200 {
 		t.Errorf("API /metrics with the admin token: %d", r.status)
+	}
+}
+
+// TestPostgresMetricsAndQueueConsole: the queue depth and River's console
+// work over PostgreSQL too (riverpgxv5).
+func TestPostgresMetricsAndQueueConsole(t *testing.T) {
+	dbURL := pgtest.Database(t, pgTemplate)
+	s := startServer(t, "POSTGRES_URL="+dbURL, "ADMIN_TOKEN="+testAdminToken)
+	tok := pgAdmin(t, s, dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
+	pgAdmin(t, s, dbURL, "project", "create", "--org", "acme", "--id", "website")
+	r := s.deploy(tok, staticSite("acme", "website", 2))
+	if st := s.waitFinal(r.str("deploymentId"), 30*time.Second); st.str("status") != "completed" {
+		t.Fatalf("deployment: %s", st.body)
+	}
+	families, _ := scrapeWhen(t, s, func(f map[string]*dto.MetricFamily) bool {
+		n, _ := metricValue(f, "libra_queue_jobs", "state", "completed")
+		return n == 1
+	})
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"libra_queue_jobs", []string{"state", "completed"}, 1},
+		{"libra_queue_scrape_error", nil, 0},
+		{"libra_deployments_accepted_total", nil, 1},
+		{"libra_deployments_finished_total", []string{"status", "completed"}, 1},
+	} {
+		if got, ok := metricValue(families, c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	wantUnifiedError(t, "console without auth", s.do("GET", "/admin/queue/api/jobs?state=completed", nil), 401, "UNAUTHORIZED")
+	jobs := s.do("GET", "/admin/queue/api/jobs?state=completed", nil, "Authorization", "Bearer "+testAdminToken)
+	if data, _ := jobs.json["data"].([]any); jobs.status != 200 || len(data) != 1 {
+		t.Errorf("queue console on PostgreSQL: %d %s", jobs.status, tail(string(jobs.body), 500))
 	}
 }
