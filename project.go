@@ -20,6 +20,8 @@ type Token struct {
 	OrgID     string
 	UserID    string
 	CreatedAt time.Time
+	// Admin tokens also open the admin routes (metrics, queue console).
+	Admin bool
 }
 
 // Quota is an org's monthly deployment allowance. Limit < 0 means no limit.

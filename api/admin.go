@@ -10,9 +10,10 @@ import (
 	libra "github.com/libra-deploy/libra-deploy"
 )
 
-// requireAdmin serves h only to a caller that sends the admin token.
-// No credential, or one the service does not know, is 401; a valid user
-// token is 403: it is known, but may not see the operator's views.
+// requireAdmin serves h only to a caller that sends ADMIN_TOKEN or a token
+// made with `token create --admin`. No credential, or one the service does
+// not know, is 401; a valid user token is 403: it is known, but may not
+// see the operator's views.
 func (s *server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, present := tokenFrom(r)
@@ -28,7 +29,11 @@ func (s *server) requireAdmin(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, s.notAdmin(r, token))
+		if e := s.checkAdminRow(r, token); e != nil {
+			writeError(w, e)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -42,14 +47,21 @@ func (s *server) isAdminToken(token string) bool {
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
-// notAdmin tells a user token (403) from an unknown one (401).
-func (s *server) notAdmin(r *http.Request, token string) *ErrorResponse {
-	_, err := s.cfg.Store.TokenByHash(r.Context(), HashToken(token))
+// checkAdminRow accepts a stored token with the admin flag (nil); it
+// tells a user token (403) from an unknown one (401).
+func (s *server) checkAdminRow(r *http.Request, token string) *ErrorResponse {
+	hash := HashToken(token)
+	t, err := s.cfg.Store.TokenByHash(r.Context(), hash)
 	switch {
 	case errors.Is(err, libra.ErrNotFound):
 		return unauthorized("invalid token")
 	case err != nil:
 		return clientError(r.Context(), "token lookup", fmt.Errorf("token by hash: %w", err))
+	case t == nil || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1:
+		// As authenticate: a store that matched loosely lets nothing in.
+		return unauthorized("invalid token")
+	case !t.Admin:
+		return newError(http.StatusForbidden, libra.CodeForbidden, "this route needs an admin token; a user token may not use it", nil)
 	}
-	return newError(http.StatusForbidden, libra.CodeForbidden, "this route needs the admin token; a user token may not use it", nil)
+	return nil
 }

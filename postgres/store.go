@@ -21,7 +21,7 @@ const uniqueViolation = "23505"
 
 // CreateToken stores a token's hash.
 func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
-	if _, err := db.Pool.Exec(ctx, pg(storesql.InsertToken), t.Hash, t.OrgID, t.UserID, storesql.Micros(t.CreatedAt)); err != nil {
+	if _, err := db.Pool.Exec(ctx, pg(storesql.InsertToken), t.Hash, t.OrgID, t.UserID, storesql.Micros(t.CreatedAt), storesql.Flag(t.Admin)); err != nil {
 		return fmt.Errorf("insert token: %w", err)
 	}
 	return nil
@@ -30,15 +30,15 @@ func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
 // TokenByHash finds a token by its hash.
 func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
 	var t libra.Token
-	var created int64
-	err := db.Pool.QueryRow(ctx, pg(storesql.SelectToken), hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
+	var created, admin int64
+	err := db.Pool.QueryRow(ctx, pg(storesql.SelectToken), hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created, &admin)
 	if noRows(err) {
 		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select token: %w", err)
 	}
-	t.CreatedAt = storesql.FromMicros(created)
+	t.CreatedAt, t.Admin = storesql.FromMicros(created), admin != 0
 	return &t, nil
 }
 

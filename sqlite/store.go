@@ -17,7 +17,7 @@ var _ libra.Store = (*DB)(nil)
 func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
 	_, err := db.Writer.ExecContext(ctx,
 		storesql.InsertToken,
-		t.Hash, t.OrgID, t.UserID, micros(t.CreatedAt))
+		t.Hash, t.OrgID, t.UserID, micros(t.CreatedAt), storesql.Flag(t.Admin))
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
 	}
@@ -27,15 +27,15 @@ func (db *DB) CreateToken(ctx context.Context, t libra.Token) error {
 // TokenByHash finds a token by its hash.
 func (db *DB) TokenByHash(ctx context.Context, hash string) (*libra.Token, error) {
 	var t libra.Token
-	var created int64
-	err := db.readRow(ctx, storesql.SelectToken, hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created)
+	var created, admin int64
+	err := db.readRow(ctx, storesql.SelectToken, hash).Scan(&t.Hash, &t.OrgID, &t.UserID, &created, &admin)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("token: %w", libra.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select token: %w", err)
 	}
-	t.CreatedAt = fromMicros(created)
+	t.CreatedAt, t.Admin = fromMicros(created), admin != 0
 	return &t, nil
 }
 

@@ -46,6 +46,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	org := fs.String("org", "", "org the token belongs to (required)")
 	user := fs.String("user", "", "user the token belongs to (required)")
+	admin := fs.Bool("admin", false, "the token also opens the admin routes (/metrics, /admin/queue/)")
 	c.commonFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +66,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := db.CreateToken(ctx, libra.Token{Hash: api.HashToken(token), OrgID: *org, UserID: *user, CreatedAt: libra.Now()}); err != nil {
+	if err := db.CreateToken(ctx, libra.Token{Hash: api.HashToken(token), OrgID: *org, UserID: *user, CreatedAt: libra.Now(), Admin: *admin}); err != nil {
 		return err
 	}
 	// The token alone on stdout, so scripts can capture it; it is shown

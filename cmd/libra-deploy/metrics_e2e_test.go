@@ -226,10 +226,12 @@ func wantUnifiedError(t *testing.T, what string, r response, status int, code st
 }
 
 // TestAdminRoutesNeedTheAdminToken: /metrics and the queue console answer
-// only to ADMIN_TOKEN; a user token is known but refused.
+// only to ADMIN_TOKEN or a `token create --admin` token; a user token is
+// known but refused.
 func TestAdminRoutesNeedTheAdminToken(t *testing.T) {
 	s := startServer(t, "ADMIN_TOKEN="+testAdminToken)
 	tok := s.setup("acme", "site")
+	adminTok := s.admin("token", "create", "--org", "ops", "--user", "oncall", "--admin")
 	r := s.deploy(tok, staticSite("acme", "site", 1))
 	if st := s.waitFinal(r.str("deploymentId"), 60*time.Second); st.str("status") != "completed" {
 		t.Fatalf("deployment: %s", st.body)
@@ -249,9 +251,11 @@ func TestAdminRoutesNeedTheAdminToken(t *testing.T) {
 		} {
 			wantUnifiedError(t, path+" with "+c.name, s.do("GET", path, nil, c.header...), c.status, c.code)
 		}
-		ok := s.do("GET", path, nil, "Authorization", "Bearer "+testAdminToken)
-		if ok.status != 200 || len(ok.body) == 0 {
-			t.Errorf("%s with the admin token: %d %s", path, ok.status, tail(string(ok.body), 300))
+		for _, admin := range []string{testAdminToken, adminTok} {
+			ok := s.do("GET", path, nil, "Authorization", "Bearer "+admin)
+			if ok.status != 200 || len(ok.body) == 0 {
+				t.Errorf("%s with an admin token: %d %s", path, ok.status, tail(string(ok.body), 300))
+			}
 		}
 	}
 	console := s.do("GET", "/admin/queue/", nil, "Authorization", "Bearer "+testAdminToken)
@@ -271,8 +275,21 @@ func TestAdminRoutesNeedTheAdminToken(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if strings.Contains(s.logs.String(), testAdminToken) {
-		t.Errorf("the admin token appears in the server's log")
+	if logs := s.logs.String(); strings.Contains(logs, testAdminToken) || strings.Contains(logs, adminTok) {
+		t.Errorf("an admin token appears in the server's log")
+	}
+}
+
+// TestAdminTokenWithoutAdminToken: with ADMIN_TOKEN unset, a token made
+// with --admin still opens the admin routes and nothing else does.
+func TestAdminTokenWithoutAdminToken(t *testing.T) {
+	s := startServer(t)
+	user := s.setup("acme", "site")
+	admin := s.admin("token", "create", "--org", "ops", "--user", "oncall", "--admin")
+	wantUnifiedError(t, "user token", s.do("GET", "/metrics", nil, "Authorization", "Bearer "+user), 403, "FORBIDDEN")
+	wantUnifiedError(t, "empty bearer", s.do("GET", "/metrics", nil, "Authorization", "Bearer "), 401, "UNAUTHORIZED")
+	if r := s.do("GET", "/metrics", nil, "Authorization", "Bearer "+admin); r.status != 200 {
+		t.Errorf("admin token: %d %s", r.status, tail(string(r.body), 300))
 	}
 }
 

@@ -5,8 +5,8 @@ package storesql
 // RETURNING on a conflict) stay in each store.
 
 const (
-	InsertToken    = `INSERT INTO tokens (hash, org_id, user_id, created_at) VALUES (?, ?, ?, ?)`
-	SelectToken    = `SELECT hash, org_id, user_id, created_at FROM tokens WHERE hash = ?`
+	InsertToken    = `INSERT INTO tokens (hash, org_id, user_id, created_at, admin) VALUES (?, ?, ?, ?, ?)`
+	SelectToken    = `SELECT hash, org_id, user_id, created_at, admin FROM tokens WHERE hash = ?`
 	InsertProject  = `INSERT INTO projects (id, org_id, name, host, created_at) VALUES (?, ?, ?, ?, ?)`
 	SelectProject  = `SELECT ` + ProjectColumns + ` FROM projects WHERE id = ?`
 	SelectProjects = `SELECT ` + ProjectColumns + ` FROM projects WHERE org_id = ? ORDER BY id`
