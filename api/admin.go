@@ -15,6 +15,7 @@ import (
 // not know, is 401; a valid user token is 403: it is known, but may not
 // see the operator's views.
 func (s *server) requireAdmin(h http.Handler) http.Handler {
+	h = crossOriginGuard(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, present := tokenFrom(r)
 		if !present {
@@ -64,4 +65,16 @@ func (s *server) checkAdminRow(r *http.Request, token string) *ErrorResponse {
 		return newError(http.StatusForbidden, libra.CodeForbidden, "this route needs an admin token; a user token may not use it", nil)
 	}
 	return nil
+}
+
+// crossOriginGuard refuses cross-site writes: an admin token may travel as
+// the session cookie (a browser on the queue console), and the console can
+// cancel and delete jobs, so another site must not make a browser post to
+// it. Requests without browser headers (curl, Prometheus) pass.
+func crossOriginGuard(h http.Handler) http.Handler {
+	guard := http.NewCrossOriginProtection()
+	guard.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newError(http.StatusForbidden, libra.CodeForbidden, "cross-origin request refused on an admin route", nil))
+	}))
+	return guard.Handler(h)
 }

@@ -258,6 +258,10 @@ func TestAdminRoutesNeedTheAdminToken(t *testing.T) {
 			}
 		}
 	}
+	// The console can cancel jobs: a browser on another site may not
+	// drive it with the admin's cookie.
+	wantUnifiedError(t, "cross-site POST to the console", s.do("POST", "/admin/queue/api/jobs/cancel", `{"job_ids":["1"]}`,
+		"Cookie", "session="+testAdminToken, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"), 403, "FORBIDDEN")
 	console := s.do("GET", "/admin/queue/", nil, "Authorization", "Bearer "+testAdminToken)
 	if !strings.Contains(string(console.body), "<html") {
 		t.Errorf("queue console page is not HTML: %s", tail(string(console.body), 300))
