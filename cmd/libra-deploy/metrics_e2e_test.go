@@ -360,3 +360,41 @@ func TestPostgresMetricsAndQueueConsole(t *testing.T) {
 		t.Errorf("queue console on PostgreSQL: %d %s", jobs.status, tail(string(jobs.body), 500))
 	}
 }
+
+// TestMetricsBuildCacheHitAndMiss: the first install of a lockfile-less
+// dependency set misses the org's cache, the second deployment hits it.
+func TestMetricsBuildCacheHitAndMiss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs from the npm registry")
+	}
+	s := startServer(t, append([]string{"ADMIN_TOKEN=" + testAdminToken}, noLimit...)...)
+	tok := s.setup("acme", "cached")
+	app := files(
+		"package.json", `{"name": "app", "private": true, "version": "1.0.0", "dependencies": {"ms": "2.1.3"}, "scripts": {"build": "node build.js"}}`,
+		"build.js", `const fs = require("fs"); fs.mkdirSync("dist"); fs.writeFileSync("dist/index.html", require("ms")(60000) + "");`)
+	for i := range 2 {
+		if st := deployAndWait(t, s, tok, "acme", "cached", app, 3*time.Minute); st.str("status") != "completed" {
+			t.Fatalf("deployment %d: %s", i+1, st.body)
+		}
+	}
+	families, _ := scrapeWhen(t, s, queueSettled)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"libra_build_cache_lookups_total", []string{"result", "miss"}, 1},
+		{"libra_build_cache_lookups_total", []string{"result", "hit"}, 1},
+		{"libra_deployment_step_duration_seconds", []string{"step", "build", "outcome", "ok"}, 2},
+	} {
+		if got, ok := metricValue(families, c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	sum := families["libra_deployment_step_duration_seconds"]
+	for _, m := range sum.GetMetric() {
+		if hasLabels(m, []string{"step", "build", "outcome", "ok"}) {
+			t.Logf("build step: %d builds, %.2f s in all", m.Histogram.GetSampleCount(), m.Histogram.GetSampleSum())
+		}
+	}
+}
