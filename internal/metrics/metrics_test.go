@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -43,5 +46,43 @@ func TestHandlerServesTextFormat(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+func TestQueueDepthCollector(t *testing.T) {
+	tests := []struct {
+		name      string
+		counts    map[string]int64
+		err       error
+		wantError float64
+		wantAvail float64
+	}{
+		{"counted", map[string]int64{"available": 3, "running": 1}, nil, 0, 3},
+		{"database down", nil, errors.New("database is locked"), 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Registered twice on purpose: a restart in one process
+			// replaces the collector.
+			for range 2 {
+				if err := RegisterQueue(func(context.Context) (map[string]int64, error) { return tc.counts, tc.err }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec := httptest.NewRecorder()
+			Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			body := rec.Body.String()
+			wantLine := fmt.Sprintf("libra_queue_scrape_error %v\n", tc.wantError)
+			if !strings.Contains(body, wantLine) {
+				t.Errorf("lacks %q", wantLine)
+			}
+			avail := fmt.Sprintf("libra_queue_jobs{state=\"available\"} %v\n", tc.wantAvail)
+			if tc.err == nil && !strings.Contains(body, avail) {
+				t.Errorf("lacks %q", avail)
+			}
+			if tc.err != nil && strings.Contains(body, "libra_queue_jobs{") {
+				t.Errorf("queue depths reported although counting failed")
+			}
+		})
 	}
 }

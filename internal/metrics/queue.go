@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,8 +48,25 @@ func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// RegisterQueue adds the queue depth, counted by count at each scrape.
-// Called once per process, by serve.
+// registeredQueue is the collector RegisterQueue added last.
+var registeredQueue struct {
+	sync.Mutex
+	c prometheus.Collector
+}
+
+// RegisterQueue adds the queue depth, counted by count at each scrape. A
+// second call (a service started again in the same process) replaces the
+// first rather than failing on the duplicate.
 func RegisterQueue(count QueueCounter) error {
-	return Registry.Register(queueCollector{count: count})
+	registeredQueue.Lock()
+	defer registeredQueue.Unlock()
+	if registeredQueue.c != nil {
+		Registry.Unregister(registeredQueue.c)
+	}
+	c := queueCollector{count: count}
+	if err := Registry.Register(c); err != nil {
+		return fmt.Errorf("register queue depth: %w", err)
+	}
+	registeredQueue.c = c
+	return nil
 }
