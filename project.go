@@ -22,6 +22,8 @@ type Token struct {
 	CreatedAt time.Time
 	// The lifecycle fields (tokens.go).
 	TokenLifecycle
+	// Admin tokens also open the admin routes (metrics, queue console).
+	Admin bool
 }
 
 // Quota is an org's monthly deployment allowance. Limit < 0 means no limit.

@@ -31,7 +31,15 @@ type SiteHost interface {
 
 // Config is what New needs. Store and Artifacts are required.
 type Config struct {
-	Store     libra.Store
+	Store libra.Store
+	// AdminToken, when set, is the credential of the admin routes.
+	AdminToken string
+	// SiteServed, when set, is told of every site response served here
+	// (status, body bytes): metrics count them.
+	SiteServed func(status int, bytes int64)
+	// Admin are routes (ServeMux patterns, e.g. "GET /metrics") served
+	// only to admin callers: see requireAdmin.
+	Admin     map[string]http.Handler
 	Artifacts libra.ArtifactStore
 	// Sites may be nil.
 	Sites SiteHost
@@ -150,12 +158,16 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /docs", s.docs.servePage)
 	mux.HandleFunc("GET /docs/scalar.js", s.docs.serveBundle)
 	mux.HandleFunc("GET /docs/init.js", s.docs.serveInit)
+	for pattern, h := range cfg.Admin {
+		mux.Handle(pattern, s.requireAdmin(h))
+	}
 
 	api := s.observe(s.cors(limitBody(routeErrors(mux))))
 	if cfg.Sites == nil {
 		return api
 	}
-	sites := cfg.Sites
+	sites := countSite(cfg.Sites, cfg.SiteServed)
+	isSite := cfg.Sites.IsSiteHost
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := libra.CheckHost(r.Host); err != nil {
 			// Before the site host sees it: it caches every Host it is
@@ -163,7 +175,7 @@ func New(cfg Config) http.Handler {
 			writeError(w, newError(http.StatusBadRequest, libra.CodeValidation, "Host header: "+err.Error(), nil))
 			return
 		}
-		if sites.IsSiteHost(r.Host) {
+		if isSite(r.Host) {
 			sites.ServeHTTP(w, r)
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/metrics"
 )
 
 // DeployRequest is the body of POST /deploy. Unknown top-level fields are
@@ -421,6 +422,7 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 		return nil, e
 	}
 	loggerFrom(ctx).Info("deployment queued", "deployment_id", d.ID, "project_id", d.ProjectID, "org_id", d.OrgID, "files", len(input))
+	metrics.DeploymentAccepted()
 	return &deployOutput{Body: DeployAccepted{
 		Success:      true,
 		DeploymentID: d.ID,

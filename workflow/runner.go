@@ -24,6 +24,7 @@ import (
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/build"
+	"github.com/libra-deploy/libra-deploy/internal/metrics"
 )
 
 // Runner runs deployments. Its fields are set once, at start-up.
@@ -131,6 +132,7 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 	d.Error = ""
 	if d.StartedAt == nil {
 		d.StartedAt = &now
+		metrics.PickedUp(now.Sub(d.CreatedAt))
 	}
 	if attempt > 1 {
 		ru.logs.Add(libra.StepValidate, "info", fmt.Sprintf("attempt %d of %d", attempt, maxAttempts))
@@ -158,7 +160,11 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 		// Another node runs the deployment now: nothing more is written.
 		return fmt.Errorf("deployment %s stopped on this node: %w", d.ID, libra.ErrLeaseLost)
 	}
-	return ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+	err = ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+	if d.Status.Final() {
+		metrics.DeploymentFinished(string(d.Status))
+	}
+	return err
 }
 
 // runCleanup runs cleanup whatever happened, on a context of its own: a
@@ -194,6 +200,7 @@ func (r *Runner) completePublished(ctx context.Context, d *libra.Deployment) err
 	if err := r.Store.UpdateDeployment(ctx, d, []libra.LogEntry{line}); err != nil {
 		return fmt.Errorf("save deployment state: %w", err)
 	}
+	metrics.DeploymentFinished(string(d.Status))
 	return nil
 }
 
@@ -322,10 +329,12 @@ func (ru *run) do(ctx context.Context, step libra.Step, fn func(context.Context)
 		err = ctx.Err()
 	}
 	if err != nil {
+		metrics.StepDone(string(step), libra.Now().Sub(now), true)
 		ru.r.Logger.Warn("step failed", "deployment", d.ID, "step", step, "attempt", d.Attempt, "err", err)
 		return err
 	}
 	done := libra.Now()
+	metrics.StepDone(string(step), done.Sub(now), false)
 	d.Steps[step] = libra.StepState{Status: libra.StepCompleted, Timestamp: &done}
 	d.Progress = max(d.Progress, d.Steps.Progress())
 	ru.logs.Add(step, "info", fmt.Sprintf("%s completed in %s", step, done.Sub(now).Round(time.Millisecond)))

@@ -10,6 +10,7 @@ import (
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/internal/buildfile"
+	"github.com/libra-deploy/libra-deploy/internal/metrics"
 )
 
 // prepareSandbox plans the build and, when there is one, prepares the
@@ -48,6 +49,9 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 		// Ownership is handed to the build uid by the sandbox, which
 		// chowns the whole working tree when it is created.
 		hit, err := ru.r.BuildCache.RestoreNodeModules(ru.d.OrgID, plan.CacheKey, ru.workDir, -1, -1)
+		if err == nil {
+			metrics.BuildCacheLookup(hit)
+		}
 		switch {
 		case err != nil:
 			ru.logs.Add(libra.StepSandbox, "warn", "dependency cache not restored: "+userMessage(err, libra.StepSandbox))

@@ -86,13 +86,17 @@ type config struct {
 	// Leases: LEASE_DURATION, MAX_LEASE_RECLAIMS (leases.go).
 	Leases leaseConfig
 
+	// MetricsAddr (METRICS_ADDR), when set, serves /metrics without
+	// authentication on a listener of its own instead of the API's.
+	MetricsAddr string
+
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
 }
 
 // secretVars are the environment variables whose values must never reach a
 // log line; their values are redacted from build output too.
-var secretVars = []string{"E2B_API_KEY", "DAYTONA_API_KEY", "POSTGRES_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_ZONE_ID"}
+var secretVars = []string{"E2B_API_KEY", "DAYTONA_API_KEY", "POSTGRES_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_ZONE_ID", "ADMIN_TOKEN"}
 
 func (c *config) secrets() []string {
 	var out []string
@@ -144,6 +148,7 @@ func loadConfig() *config {
 		SitesScheme:     env("SITES_SCHEME", "http"),
 		RateLimit:       envFloat("RATE_LIMIT_RPS", 10),
 		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
+		MetricsAddr:     env("METRICS_ADDR", ""),
 		FastPath:        !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("SITE_FAST_PATH", "on"))),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
 		MaxHeaderBytes:  envInt("MAX_HEADER_BYTES", defaultMaxHeaderBytes),

@@ -22,6 +22,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/api"
 	"github.com/libra-deploy/libra-deploy/build"
 	"github.com/libra-deploy/libra-deploy/internal/http1"
+	"github.com/libra-deploy/libra-deploy/internal/metrics"
 	"github.com/libra-deploy/libra-deploy/sitehost"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
@@ -38,6 +39,8 @@ type service struct {
 	db        stateStore
 	queue     jobQueue
 	sites     *sitehost.Host
+	// admin are the routes only ADMIN_TOKEN opens (metrics.go).
+	admin map[string]http.Handler
 }
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
@@ -56,6 +59,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer closeState()
+	stopOps, err := s.startOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -256,6 +264,7 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 		Disabled:     !c.FastPath,
 		WriteTimeout: c.WriteTimeout,
 		Logger:       s.log,
+		Served:       metrics.SiteServed,
 	}, stopHTTPS, verifyDomain, nil
 }
 
@@ -323,6 +332,9 @@ func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
 		Logger:       s.log,
 		APIHosts:     c.APIHosts,
 		VerifyDomain: verifyDomain,
+		AdminToken:   adminToken(),
+		Admin:        s.admin,
+		SiteServed:   metrics.SiteServed,
 	})
 }
 

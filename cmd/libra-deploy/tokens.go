@@ -35,6 +35,7 @@ func runTokenCreate(ctx context.Context, args []string, stdout io.Writer) error 
 	org := fs.String("org", "", "org the token belongs to (required)")
 	user := fs.String("user", "", "user the token belongs to (required)")
 	expires := fs.Duration("expires", 0, "lifetime, e.g. 720h; 0 for a token that does not expire")
+	admin := fs.Bool("admin", false, "the token also opens the admin routes (/metrics, /admin/queue/)")
 	c.commonFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,7 +48,7 @@ func runTokenCreate(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	t.Hash = api.HashToken(token)
+	t.Hash, t.Admin = api.HashToken(token), *admin
 	db, _, err := openState(ctx, c, nil, quietLogger())
 	if err != nil {
 		return err

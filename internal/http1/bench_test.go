@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"testing"
+
+	"github.com/libra-deploy/libra-deploy/internal/metrics"
 )
 
 // BenchmarkKeepAlive measures one GET on a keep-alive connection, client
@@ -20,17 +22,21 @@ func BenchmarkKeepAlive(b *testing.B) {
 		hdr["Content-Length"] = contentLength
 		w.Write(body)
 	})
-	for _, fast := range []bool{true, false} {
-		name := "http1"
-		if !fast {
-			name = "net-http"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name    string
+		fast    bool
+		counted bool // responses counted into the metrics, as serve does
+	}{{"http1", true, false}, {"http1-metrics", true, true}, {"net-http", false, false}} {
+		fast := v.fast
+		b.Run(v.name, func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}
 			srv := &Server{HTTP: &http.Server{Handler: h}, Fast: func(*http.Request) bool { return true }, Disabled: !fast}
+			if v.counted {
+				srv.Served = metrics.SiteServed
+			}
 			go srv.Serve(ln)
 			defer srv.Close()
 			c, err := net.Dial("tcp", ln.Addr().String())

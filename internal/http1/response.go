@@ -52,7 +52,11 @@ func (w *response) serve(req *http.Request) bool {
 	*w = response{c: w.c, hdr: w.hdr, keys: w.keys[:0], body: w.body[:0], head: req.Method == http.MethodHead,
 		declared: -1, mark: len(w.c.out)}
 	w.c.srv.HTTP.Handler.ServeHTTP(w, req)
-	return w.finish()
+	keep := w.finish()
+	if served := w.c.srv.Served; served != nil {
+		served(w.status, w.written)
+	}
+	return keep
 }
 
 func (w *response) Header() http.Header { return w.hdr }

@@ -52,6 +52,10 @@ type Server struct {
 	WriteTimeout time.Duration
 	// Logger receives handler panics. Default slog.Default().
 	Logger *slog.Logger
+	// Served, when set, is told of every response answered here (status
+	// and body bytes the handler wrote); metrics count them. It runs on
+	// the fast path, so it must not allocate.
+	Served func(status int, bodyBytes int64)
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -287,4 +291,11 @@ func (l progressListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return newProgressConn(c, l.timeout), nil
+}
+
+// FastPath reports whether w is the fast loop's writer: a handler that
+// counts responses itself leaves those to Server.Served.
+func FastPath(w http.ResponseWriter) bool {
+	_, ok := w.(*response)
+	return ok
 }

@@ -127,3 +127,12 @@ func NewDomainToken() (string, error) {
 	}
 	return "libra-verify-" + hex.EncodeToString(b), nil
 }
+
+// Flag stores a bool as 0 or 1: an integer column reads the same through
+// both drivers.
+func Flag(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -14,7 +14,7 @@ import (
 // a caller outside the store's auth lookup: ListTokens scans it but the API
 // never shows it.
 const (
-	InsertToken = `INSERT INTO tokens (hash, org_id, user_id, created_at, id, expires_at) VALUES (?, ?, ?, ?, ?, ?)`
+	InsertToken = `INSERT INTO tokens (hash, org_id, user_id, created_at, id, expires_at, admin) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	SelectToken = `SELECT ` + TokenColumns + ` FROM tokens WHERE hash = ?`
 	ListTokens  = `SELECT ` + TokenColumns + ` FROM tokens WHERE org_id = ? ORDER BY created_at, id`
 	// RevokeToken with '' as the org deletes the id in any org (the CLI).
@@ -25,17 +25,17 @@ const (
 )
 
 // TokenColumns are what ScanToken reads.
-const TokenColumns = `hash, org_id, user_id, created_at, id, last_used_at, expires_at`
+const TokenColumns = `hash, org_id, user_id, created_at, id, last_used_at, expires_at, admin`
 
 // ScanToken reads a row of TokenColumns.
 func ScanToken(row Scanner) (*libra.Token, error) {
 	var t libra.Token
-	var created int64
+	var created, admin int64
 	var lastUsed, expires sql.NullInt64
-	if err := row.Scan(&t.Hash, &t.OrgID, &t.UserID, &created, &t.ID, &lastUsed, &expires); err != nil {
+	if err := row.Scan(&t.Hash, &t.OrgID, &t.UserID, &created, &t.ID, &lastUsed, &expires, &admin); err != nil {
 		return nil, err
 	}
-	t.CreatedAt = FromMicros(created)
+	t.CreatedAt, t.Admin = FromMicros(created), admin != 0
 	t.LastUsedAt = FromOptMicros(lastUsed)
 	t.ExpiresAt = FromOptMicros(expires)
 	return &t, nil
@@ -51,7 +51,7 @@ func InsertTokenArgs(t libra.Token) ([]any, error) {
 		}
 		t.ID = id
 	}
-	return []any{t.Hash, t.OrgID, t.UserID, Micros(t.CreatedAt), t.ID, OptMicros(t.ExpiresAt)}, nil
+	return []any{t.Hash, t.OrgID, t.UserID, Micros(t.CreatedAt), t.ID, OptMicros(t.ExpiresAt), Flag(t.Admin)}, nil
 }
 
 // TouchTokenArgs are TouchToken's arguments for a use at now.

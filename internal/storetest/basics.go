@@ -24,8 +24,14 @@ func testTokens(t *testing.T, s libra.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.OrgID != "o" || tok.UserID != "u" || !sameTime(tok.CreatedAt, created) {
+	if tok.OrgID != "o" || tok.UserID != "u" || !sameTime(tok.CreatedAt, created) || tok.Admin {
 		t.Fatalf("token %+v", tok)
+	}
+	if err := s.CreateToken(ctx, libra.Token{Hash: "h-admin", OrgID: "o", UserID: "ops", CreatedAt: created, Admin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if adm, err := s.TokenByHash(ctx, "h-admin"); err != nil || !adm.Admin || adm.UserID != "ops" {
+		t.Fatalf("admin token: %+v, %v", adm, err)
 	}
 	if _, err := s.TokenByHash(ctx, "nope"); !errors.Is(err, libra.ErrNotFound) {
 		t.Fatalf("unknown token: %v, want ErrNotFound", err)
