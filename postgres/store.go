@@ -63,18 +63,10 @@ func (db *DB) ListProjects(ctx context.Context, orgID string) ([]libra.Project, 
 	return out, nil
 }
 
-// collect scans every row with scan; an empty slice, never nil, when none.
+// collect scans every row with scan and closes rows.
 func collect[T any](rows pgx.Rows, scan func(storesql.Scanner) (T, error)) ([]T, error) {
 	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return storesql.Collect(rows, scan)
 }
 
 // SetQuota sets an org's monthly limit; a negative limit removes it.

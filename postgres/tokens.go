@@ -39,16 +39,8 @@ func (db *DB) ListTokens(ctx context.Context, orgID string) ([]libra.Token, erro
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	defer rows.Close()
-	out := []libra.Token{}
-	for rows.Next() {
-		t, err := storesql.ScanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan token: %w", err)
-		}
-		out = append(out, *t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, storesql.ScanTokenValue)
+	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil

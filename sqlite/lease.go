@@ -107,32 +107,15 @@ func (db *DB) ReleaseLease(ctx context.Context, l libra.Lease) error {
 	})
 }
 
-// ReapLeases: see libra.LeaseStore. One transaction per deployment, so one
-// that fails does not hold back the others.
+// ReapLeases: see libra.LeaseStore and storesql.ReapAll.
 func (db *DB) ReapLeases(ctx context.Context, deadAfter time.Duration, maxReclaims, limit int) ([]libra.Reclaimed, error) {
-	expired, err := db.scanReapable(ctx, storesql.ExpiredLeases, storesql.ScanExpired, limit)
-	if err != nil {
-		return nil, err
+	query := func(q string, scan func(storesql.Scanner) (storesql.ExpiredLease, error), args ...any) ([]storesql.ExpiredLease, error) {
+		return db.scanReapable(ctx, q, scan, args...)
 	}
-	unleased, err := db.scanReapable(ctx, storesql.UnleasedJobs, storesql.ScanUnleased, deadAfter.Microseconds(), limit)
-	if err != nil {
-		return nil, err
+	inTx := func(fn func(storesql.Tx) error) error {
+		return db.inTx(ctx, func(tx leaseTx) error { return fn(tx) })
 	}
-	expired = append(expired, unleased...)
-	var out []libra.Reclaimed
-	for _, e := range expired {
-		err := db.inTx(ctx, func(tx leaseTx) error {
-			r, ok, err := storesql.Reap(ctx, tx, e, maxReclaims, db.enqueueOne)
-			if ok && err == nil {
-				out = append(out, r)
-			}
-			return err
-		})
-		if err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	return storesql.ReapAll(ctx, query, inTx, db.enqueueOne, deadAfter, maxReclaims, limit)
 }
 
 func (db *DB) scanReapable(ctx context.Context, query string, scan func(storesql.Scanner) (storesql.ExpiredLease, error), args ...any) ([]storesql.ExpiredLease, error) {

@@ -51,15 +51,8 @@ func (db *DB) ListProjects(ctx context.Context, orgID string) ([]libra.Project, 
 		return nil, fmt.Errorf("select projects: %w", err)
 	}
 	defer rows.Close()
-	out := []libra.Project{}
-	for rows.Next() {
-		p, err := storesql.ScanProject(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan project: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := storesql.Collect(rows, storesql.ScanProject)
+	if err != nil {
 		return nil, fmt.Errorf("select projects: %w", err)
 	}
 	return out, nil
@@ -286,15 +279,7 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 		return nil, fmt.Errorf("select logs: %w", err)
 	}
 	defer rows.Close()
-	entries := []libra.LogEntry{}
-	for rows.Next() {
-		e, err := storesql.ScanLog(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan log: %w", err)
-		}
-		entries = append(entries, e)
-	}
-	return entries, rows.Err()
+	return storesql.Collect(rows, storesql.ScanLog)
 }
 
 // SiteByLabel returns what a deployment's own host, {label}.{sites domain},

@@ -275,3 +275,37 @@ func ScanExpired(row Scanner) (ExpiredLease, error) {
 
 // ErrNoEnqueue is returned when a store's Enqueue was never set.
 var ErrNoEnqueue = errors.New("the store's Enqueue is not set")
+
+// ReapQuery runs one of the reaper's scans (ExpiredLeases, UnleasedJobs).
+type ReapQuery func(query string, scan func(Scanner) (ExpiredLease, error), args ...any) ([]ExpiredLease, error)
+
+// ReapAll is libra.LeaseStore.ReapLeases for either store: it takes back
+// every expired lease, then every job a dead node fetched but never
+// leased, one transaction each (inTx), so that one that fails does not
+// hold back the others. Every node runs it; FenceExpired's condition makes
+// two nodes reaping one lease take it back once.
+func ReapAll(ctx context.Context, query ReapQuery, inTx func(func(Tx) error) error, enqueue EnqueueOne,
+	deadAfter time.Duration, maxReclaims, limit int) ([]libra.Reclaimed, error) {
+	expired, err := query(ExpiredLeases, ScanExpired, limit)
+	if err != nil {
+		return nil, err
+	}
+	unleased, err := query(UnleasedJobs, ScanUnleased, deadAfter.Microseconds(), limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []libra.Reclaimed
+	for _, e := range append(expired, unleased...) {
+		err := inTx(func(tx Tx) error {
+			r, ok, err := Reap(ctx, tx, e, maxReclaims, enqueue)
+			if ok && err == nil {
+				out = append(out, r)
+			}
+			return err
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}

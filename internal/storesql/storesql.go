@@ -136,3 +136,25 @@ func Flag(b bool) int64 {
 	}
 	return 0
 }
+
+// Rows is what *sql.Rows and pgx.Rows have in common, less Close, whose
+// signatures differ: the caller closes.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// Collect scans every row with scan: an empty slice, never nil, when none.
+// Both stores use it so that their read loops are one loop.
+func Collect[T any](rows Rows, scan func(Scanner) (T, error)) ([]T, error) {
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

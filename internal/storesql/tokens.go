@@ -41,6 +41,15 @@ func ScanToken(row Scanner) (*libra.Token, error) {
 	return &t, nil
 }
 
+// ScanTokenValue is ScanToken for Collect.
+func ScanTokenValue(row Scanner) (libra.Token, error) {
+	t, err := ScanToken(row)
+	if err != nil {
+		return libra.Token{}, err
+	}
+	return *t, nil
+}
+
 // InsertTokenArgs are InsertToken's arguments; a token without an id gets
 // a new one.
 func InsertTokenArgs(t libra.Token) ([]any, error) {
