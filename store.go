@@ -66,6 +66,9 @@ type Store interface {
 	// carries a lease (WithLease) write only while that lease is the
 	// deployment's, and return ErrLeaseLost otherwise.
 	LeaseStore
+
+	// Events: a deployment's persisted event stream (events.go).
+	EventStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storetest"
 )
 
 // BenchmarkCreateDeployment measures the accept path's database work alone
@@ -43,3 +44,8 @@ func BenchmarkCreateDeployment(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deployments/s")
 }
+
+// BenchmarkUpdateDeployment and BenchmarkAppendLogs measure the writes a
+// running deployment makes (storetest.BenchUpdateDeployment).
+func BenchmarkUpdateDeployment(b *testing.B) { storetest.BenchUpdateDeployment(b, open(b)) }
+func BenchmarkAppendLogs(b *testing.B)       { storetest.BenchAppendLogs(b, open(b)) }

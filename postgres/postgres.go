@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/libra-deploy/libra-deploy/internal/eventhub"
 	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
@@ -48,6 +49,10 @@ type DB struct {
 
 	nodeID string
 	log    *slog.Logger
+
+	// events wakes this node's followers of deployment events: on this
+	// node's writes at once, on other nodes' by their NOTIFY (siteevents.go).
+	events eventhub.Hub
 }
 
 // Open connects, and brings the service's schema and River's up to date

@@ -168,6 +168,9 @@ func deleteDeployment(ctx context.Context, tx pgx.Tx, id string, job sql.NullInt
 	if _, err := tx.Exec(ctx, pg(storesql.DeleteLogs), id); err != nil {
 		return "", fmt.Errorf("delete logs of %s: %w", id, err)
 	}
+	if _, err := tx.Exec(ctx, pg(storesql.DeleteEvents), id); err != nil {
+		return "", fmt.Errorf("delete events of %s: %w", id, err)
+	}
 	if err := tx.QueryRow(ctx, pg(storesql.DeleteDeployment)+` RETURNING site_label`, id).Scan(&label); err != nil {
 		return "", fmt.Errorf("delete deployment %s: %w", id, err)
 	}

@@ -209,7 +209,7 @@ func (w *siteWatch) session(ctx context.Context) (listened bool, err error) {
 		return false, err
 	}
 	defer closeConn(conn)
-	if _, err := conn.Exec(ctx, "LISTEN "+sitesChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+sitesChannel+"; LISTEN "+eventsChannel); err != nil {
 		return false, fmt.Errorf("listen: %w", err)
 	}
 	// Listening first, then reading the generation: a flip committed
@@ -222,6 +222,8 @@ func (w *siteWatch) session(ctx context.Context) (listened bool, err error) {
 	// listening is known only as "something".
 	w.advance(gen)
 	w.cache.ForgetAll()
+	// Followers of deployment events may have missed a wake-up too.
+	w.db.events.NotifyAll()
 	w.log.Info("site events: listening", "generation", gen)
 	w.listening.Store(true)
 	defer w.listening.Store(false)
@@ -253,6 +255,8 @@ func (w *siteWatch) receive(ctx context.Context, conn *pgx.Conn) error {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
+		case err == nil && n.Channel == eventsChannel:
+			w.db.events.Notify(n.Payload)
 		case err == nil:
 			w.apply(n.Payload)
 		case ctx.Err() != nil:

@@ -166,26 +166,93 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
-// UpdateDeployment saves a deployment's mutable state and appends logs.
+// UpdateDeployment saves a deployment's mutable state and appends logs,
+// with the events the change makes (storesql.UpdateEvents).
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
 	steps, err := storesql.EncodeSteps(d.Steps)
 	if err != nil {
 		return err
 	}
-	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	var events []storesql.EventRow
+	err = db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if err := guard(ctx, tx, d.ID); err != nil {
+			return err
+		}
+		var seq int64
+		events, seq, err = updateEvents(ctx, tx, d, logs)
+		if err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx,
 			`UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3), steps = $4, error = $5,
-			 url = $6, attempt = $7, started_at = $8, finished_at = $9 WHERE id = $10`,
+			 url = $6, attempt = $7, started_at = $8, finished_at = $9, event_seq = $10 WHERE id = $11`,
 			d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
+			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), seq, d.ID)
 		if err != nil {
 			return fmt.Errorf("update deployment %s: %w", d.ID, err)
 		}
-		return appendLogs(ctx, tx, d.ID, logs)
+		if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, d.ID, events)
 	})
+	db.wake(err, d.ID, events)
+	return err
+}
+
+// selectPrior locks the row until the commit, so that a concurrent
+// AppendLogs numbers its events after these (or before, having committed),
+// and queues the NOTIFY that wakes other nodes' followers on commit; in one
+// round trip. pg_notify returns void, which casts to the empty text.
+const selectPrior = `SELECT status, current_step, progress, steps, event_seq, pg_notify('` + eventsChannel + `', id)::text
+	FROM deployments WHERE id = $1 FOR UPDATE`
+
+// updateEvents compares d with the stored row. An unknown deployment makes
+// no events (and the update changes nothing).
+func updateEvents(ctx context.Context, tx pgx.Tx, d *libra.Deployment, logs []libra.LogEntry) ([]storesql.EventRow, int64, error) {
+	prior, err := storesql.ScanPrior(notified{tx.QueryRow(ctx, selectPrior, d.ID)})
+	if noRows(err) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("select deployment %s: %w", d.ID, err)
+	}
+	events, err := storesql.UpdateEvents(prior, d, logs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return events, prior.Seq + int64(len(events)), nil
+}
+
+// notified scans a row whose last column is pg_notify's result, dropping it.
+type notified struct{ row pgx.Row }
+
+func (n notified) Scan(dest ...any) error {
+	var discard string
+	return n.row.Scan(append(dest, &discard)...)
+}
+
+func insertEvents(ctx context.Context, tx pgx.Tx, id string, events []storesql.EventRow) error {
+	if len(events) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"deployment_events"}, []string{"deployment_id", "seq", "type", "data"},
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			e := events[i]
+			return []any{id, e.Seq, e.Type, e.Data}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	return nil
+}
+
+// wake tells this node's followers of committed events at once, without
+// waiting for the NOTIFY's round trip.
+func (db *DB) wake(err error, id string, events []storesql.EventRow) {
+	if err == nil && len(events) > 0 {
+		db.events.Notify(id)
+	}
 }
 
 // RefundQuota gives back the quota a deployment used, at most once.
@@ -280,17 +347,46 @@ func (db *DB) DomainOwner(ctx context.Context, domain string) (string, error) {
 	return owner, nil
 }
 
-// AppendLogs writes a batch of log lines in one transaction.
+// AppendLogs writes a batch of log lines in one transaction, with one
+// "log" event each.
 func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	var events []storesql.EventRow
+	err := db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if err := guard(ctx, tx, id); err != nil {
 			return err
 		}
-		return appendLogs(ctx, tx, id, entries)
+		if err := appendLogs(ctx, tx, id, entries); err != nil {
+			return err
+		}
+		var err error
+		if events, err = logEvents(ctx, tx, id, entries); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, id, events)
 	})
+	db.wake(err, id, events)
+	return err
+}
+
+// bumpEventSeq is storesql.BumpEventSeq queuing the followers' NOTIFY; the
+// UPDATE holds the row's lock until the commit, so seqs commit in order.
+const bumpEventSeq = `UPDATE deployments SET event_seq = event_seq + $1 WHERE id = $2
+	RETURNING event_seq, pg_notify('` + eventsChannel + `', id)::text`
+
+// logEvents reserves one seq per line; none for an unknown deployment.
+func logEvents(ctx context.Context, tx pgx.Tx, id string, entries []libra.LogEntry) ([]storesql.EventRow, error) {
+	var last int64
+	err := notified{tx.QueryRow(ctx, bumpEventSeq, len(entries), id)}.Scan(&last)
+	if noRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reserve event seqs: %w", err)
+	}
+	return storesql.LogEvents(last, entries)
 }
 
 // appendLogs uses COPY: one round trip for any number of lines, where

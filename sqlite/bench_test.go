@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storetest"
 	"github.com/libra-deploy/libra-deploy/queue"
 	"github.com/libra-deploy/libra-deploy/sqlite"
 )
@@ -61,3 +62,8 @@ func BenchmarkCreateDeployment(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deployments/s")
 }
+
+// BenchmarkUpdateDeployment and BenchmarkAppendLogs measure the writes a
+// running deployment makes (storetest.BenchUpdateDeployment).
+func BenchmarkUpdateDeployment(b *testing.B) { storetest.BenchUpdateDeployment(b, open(b)) }
+func BenchmarkAppendLogs(b *testing.B)       { storetest.BenchAppendLogs(b, open(b)) }

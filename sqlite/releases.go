@@ -172,6 +172,9 @@ func deleteDeployments(ctx context.Context, tx *sql.Tx, ds []deletion) error {
 		if _, err := tx.ExecContext(ctx, storesql.DeleteLogs, d.id); err != nil {
 			return fmt.Errorf("delete logs of %s: %w", d.id, err)
 		}
+		if _, err := tx.ExecContext(ctx, storesql.DeleteEvents, d.id); err != nil {
+			return fmt.Errorf("delete events of %s: %w", d.id, err)
+		}
 		if _, err := tx.ExecContext(ctx, storesql.DeleteDeployment, d.id); err != nil {
 			return fmt.Errorf("delete deployment %s: %w", d.id, err)
 		}

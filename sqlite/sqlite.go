@@ -24,6 +24,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/libra-deploy/libra-deploy/internal/eventhub"
 	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
@@ -57,6 +58,9 @@ type DB struct {
 
 	// stmts caches prepared read statements by query text.
 	stmts sync.Map
+
+	// events wakes this process's followers of deployment events.
+	events eventhub.Hub
 }
 
 func dsn(path string, readOnly bool) string {

@@ -118,7 +118,8 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
-// UpdateDeployment saves a deployment's mutable state and appends logs.
+// UpdateDeployment saves a deployment's mutable state and appends logs,
+// with the events the change makes (storesql.UpdateEvents).
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
 	steps, err := storesql.EncodeSteps(d.Steps)
 	if err != nil {
@@ -132,19 +133,75 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err := guard(ctx, tx, d.ID); err != nil {
 		return err
 	}
+	events, seq, err := updateEvents(ctx, tx, d, logs)
+	if err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx,
 		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
-		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
+		 attempt = ?, started_at = ?, finished_at = ?, event_seq = ? WHERE id = ?`,
 		d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
+		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), seq, d.ID)
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
 	if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
 		return err
 	}
+	return db.commitEvents(ctx, tx, d.ID, events)
+}
+
+// updateEvents compares d with the stored row; the single writer keeps the
+// row as read until the commit. An unknown deployment makes no events (and
+// the update changes nothing).
+func updateEvents(ctx context.Context, tx *sql.Tx, d *libra.Deployment, logs []libra.LogEntry) ([]storesql.EventRow, int64, error) {
+	prior, err := storesql.ScanPrior(tx.QueryRowContext(ctx, storesql.SelectPrior, d.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("select deployment %s: %w", d.ID, err)
+	}
+	events, err := storesql.UpdateEvents(prior, d, logs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return events, prior.Seq + int64(len(events)), nil
+}
+
+// commitEvents inserts events, commits tx and wakes the deployment's
+// followers.
+func (db *DB) commitEvents(ctx context.Context, tx *sql.Tx, id string, events []storesql.EventRow) error {
+	if err := insertEvents(ctx, tx, id, events); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if len(events) > 0 {
+		db.events.Notify(id)
+	}
+	return nil
+}
+
+func insertEvents(ctx context.Context, tx *sql.Tx, id string, events []storesql.EventRow) error {
+	const perStatement = 200 // 4 parameters each, well under SQLite's limit
+	for len(events) > 0 {
+		n := min(len(events), perStatement)
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO deployment_events (deployment_id, seq, type, data) VALUES `)
+		args := make([]any, 0, n*4)
+		for i, e := range events[:n] {
+			if i > 0 {
+				sb.WriteString(",")
+			}
+			sb.WriteString("(?, ?, ?, ?)")
+			args = append(args, id, e.Seq, e.Type, e.Data)
+		}
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		events = events[n:]
 	}
 	return nil
 }
@@ -247,7 +304,24 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 	if err := appendLogs(ctx, tx, id, entries); err != nil {
 		return err
 	}
-	return tx.Commit()
+	events, err := logEvents(ctx, tx, id, entries)
+	if err != nil {
+		return err
+	}
+	return db.commitEvents(ctx, tx, id, events)
+}
+
+// logEvents reserves one seq per line; none for an unknown deployment.
+func logEvents(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEntry) ([]storesql.EventRow, error) {
+	var last int64
+	err := tx.QueryRowContext(ctx, storesql.BumpEventSeq, len(entries), id).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reserve event seqs: %w", err)
+	}
+	return storesql.LogEvents(last, entries)
 }
 
 func appendLogs(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEntry) error {
