@@ -83,6 +83,16 @@ type Config struct {
 	Invalidate func(label string)
 
 	Logger *slog.Logger
+
+	// Event streams (events.go). EventKeepAlive is the SSE keep-alive
+	// period (default 15 s), EventPoll the safety-net poll of a followed
+	// deployment (default 2 s), MaxStreamsPerOrg the streams an org may
+	// hold open here (default 20). Closing Stopping ends every stream:
+	// the server is shutting down, and clients resume elsewhere.
+	EventKeepAlive   time.Duration
+	EventPoll        time.Duration
+	MaxStreamsPerOrg int
+	Stopping         <-chan struct{}
 }
 
 type server struct {
@@ -94,6 +104,7 @@ type server struct {
 	origins originMatcher
 	limits  *limiters
 	docs    *docsAssets
+	streams *streamLimiter
 }
 
 // deployBodyTimeout is how long a client may take to send a deployment body:
@@ -126,6 +137,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	eventDefaults(&cfg)
 	s := &server{
 		cfg:     cfg,
 		hosts:   libra.NewHostPolicy(cfg.SitesDomain, cfg.APIHosts),
@@ -133,6 +145,7 @@ func New(cfg Config) http.Handler {
 		origins: newOriginMatcher(cfg.CORSOrigins),
 		limits:  newLimiters(cfg.RateLimit, cfg.RateBurst),
 		docs:    newDocsAssets(),
+		streams: newStreamLimiter(cfg.MaxStreamsPerOrg),
 	}
 	if cfg.Checks == nil {
 		s.checks = map[string]func(context.Context) error{"database": cfg.Store.Ping}
@@ -253,6 +266,7 @@ func publicByDefault(_ *huma.OpenAPI, op *huma.Operation) {
 
 func (s *server) register(api huma.API) {
 	authed := huma.Middlewares{s.authenticate, requireJSON}
+	s.registerEvents(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID:   "deploy",

@@ -244,18 +244,19 @@ func (s *service) httpServer(port int) (*http1.Server, func(context.Context), ve
 	}
 	hc := loadHTTPSConfig()
 	hc.WriteTimeout = c.WriteTimeout
+	streams := newStreamStop()
 	handler, stopHTTPS, err := startHTTPS(hc, c.DataDir, s.db,
-		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), s.apiHandler(verifyDomain), port, s.log)
+		libra.NewHostPolicy(c.SitesDomain, c.APIHosts), s.apiHandler(verifyDomain, streams.stopping), port, s.log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return &http1.Server{
-		HTTP: &http.Server{
+		HTTP: streams.register(&http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    c.MaxHeaderBytes,
-		},
+		}),
 		// Plain GETs of published sites take the fast loop; the API, ACME
 		// challenges and everything unusual stay on net/http.
 		Fast: func(r *http.Request) bool {
@@ -306,12 +307,14 @@ func (s *service) watchSites(ctx context.Context) (stop func()) {
 	}
 }
 
-func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
+func (s *service) apiHandler(verifyDomain verifyFunc, stopping <-chan struct{}) http.Handler {
 	c := s.c
 	return api.New(api.Config{
-		Store:     s.db,
-		Artifacts: s.artifacts.Store,
-		Sites:     s.sites,
+		EventKeepAlive: eventsKeepAlive(),
+		Stopping:       stopping,
+		Store:          s.db,
+		Artifacts:      s.artifacts.Store,
+		Sites:          s.sites,
 		Checks: map[string]func(context.Context) error{
 			"database": s.db.Ping,
 			"queue":    s.queue.Check,

@@ -1,0 +1,295 @@
+package main_test
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// chattyBuild prints n numbered lines, one every everyMs, each with the
+// time it was printed (ms since the epoch), then builds a page; with fail
+// set it exits 1 instead.
+func chattyBuild(n, everyMs int, fail bool) []map[string]any {
+	end := `fs.mkdirSync("dist",{recursive:true});fs.writeFileSync("dist/index.html","<p>chatty</p>")`
+	if fail {
+		end = `console.error("giving up on purpose");process.exit(1)`
+	}
+	return files(
+		"package.json", `{"name":"chatty","private":true,"scripts":{"build":"node build.js"}}`,
+		"build.js", fmt.Sprintf(`const fs=require("fs");let i=0;const t=setInterval(()=>{`+
+			`console.log("chatty "+i+" at "+Date.now());if(++i==%d){clearInterval(t);%s}},%d)`, n, end, everyMs))
+}
+
+// chattyLines are the build's own lines among log messages, in order.
+func chattyLines(msgs []string) []int {
+	var out []int
+	for _, m := range msgs {
+		var i int
+		var at int64
+		if _, err := fmt.Sscanf(m, "chatty %d at %d", &i, &at); err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// A client follows a build over SSE, drops the connection halfway and
+// resumes with Last-Event-ID: it gets every event exactly once, in order,
+// ending with done; the log lines are exactly those the deployment stored.
+// Keep-alives arrive, and a stream longer than WRITE_TIMEOUT is not cut.
+func TestEventsFollowBuildWithReconnect(t *testing.T) {
+	s := startServer(t, "EVENTS_KEEPALIVE=200ms", "WRITE_TIMEOUT=1s")
+	tok := s.setup("acme", "chatty")
+	const lines = 120
+	id := deployFiles(s, tok, "acme", "chatty", chattyBuild(lines, 25, false)).str("deploymentId")
+
+	first, bad := openEvents(t, s.url, tok, id, "")
+	if bad != nil {
+		t.Fatalf("open: %d %s", bad.status, bad.body)
+	}
+	if ct := first.resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	got := first.readUntil(t, 2*time.Minute, func(e streamEvent) bool {
+		return slices.Equal(chattyLines([]string{e.str("message")}), []int{30})
+	})
+	first.close()
+	last := got[len(got)-1].ID
+	second, bad := openEvents(t, s.url, tok, id, "", "Last-Event-ID", strconv.FormatInt(last, 10))
+	if bad != nil {
+		t.Fatalf("resume: %d %s", bad.status, bad.body)
+	}
+	start := time.Now()
+	got = append(got, second.readUntil(t, 2*time.Minute, isDone)...)
+	if _, err := second.next(); err == nil {
+		t.Fatal("the stream went on after done")
+	}
+	t.Logf("%d events, resumed after id %d; second stream %s; keep-alives %d+%d",
+		len(got), last, time.Since(start).Round(time.Millisecond), first.keepAlives, second.keepAlives)
+
+	checkGapFree(t, got, 1)
+	if d := got[len(got)-1]; d.str("status") != "completed" || d.str("url") == "" {
+		t.Fatalf("done: %+v", d.Data)
+	}
+	if want := seq(lines); !slices.Equal(chattyLines(eventLogMessages(got)), want) {
+		t.Fatalf("build lines received: %v", chattyLines(eventLogMessages(got)))
+	}
+	stored := logMessages(s.waitFinal(id, time.Minute))
+	if msgs := eventLogMessages(got); !slices.Equal(msgs, stored) {
+		t.Fatalf("log events differ from the stored log:\n%q\n%q", msgs, stored)
+	}
+	if second.keepAlives == 0 && first.keepAlives == 0 {
+		t.Error("no keep-alive comment in streams longer than the keep-alive period")
+	}
+	checkSteps(t, got)
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// checkSteps: every step of a completed deployment started and completed,
+// in workflow order, and a status event reported 100 %.
+func checkSteps(t *testing.T, events []streamEvent) {
+	t.Helper()
+	var steps []string
+	progress := 0.0
+	for _, e := range events {
+		switch e.Type {
+		case "step":
+			if e.str("timestamp") == "" {
+				t.Errorf("step event without a timestamp: %+v", e.Data)
+			}
+			steps = append(steps, e.str("step")+" "+e.str("status"))
+		case "status":
+			p, _ := e.Data["progress"].(float64)
+			progress = max(progress, p)
+		}
+	}
+	var want []string
+	for _, st := range []string{"validate", "sync", "sandbox", "build", "deploy", "cleanup"} {
+		want = append(want, st+" in_progress", st+" completed")
+	}
+	if !slices.Equal(steps, want) || progress != 100 {
+		t.Fatalf("steps %v, progress %v", steps, progress)
+	}
+}
+
+// A finished deployment replays in full, the same over SSE and NDJSON;
+// since and Last-Event-ID give exactly the events after them; bad input
+// and other orgs get errors in the unified format.
+func TestEventsReplayNDJSONAndErrors(t *testing.T) {
+	s := startServer(t)
+	tok := s.setup("acme", "chatty")
+	other := s.setup("globex", "theirs")
+	id := deployFiles(s, tok, "acme", "chatty", chattyBuild(20, 5, false)).str("deploymentId")
+	if st := s.waitFinal(id, 2*time.Minute); st.str("status") != "completed" {
+		t.Fatalf("build: %.2000s", st.body)
+	}
+	sse := readAll(t, s.url, tok, id, "")
+	checkGapFree(t, sse, 1)
+	nd := readAll(t, s.url, tok, id, "", "Accept", "application/x-ndjson")
+	if !sameEvents(sse, nd) {
+		t.Fatalf("NDJSON replay differs from SSE:\n%+v\n%+v", nd, sse)
+	}
+	mid := int64(len(sse) / 2)
+	for _, tt := range []struct {
+		name   string
+		query  string
+		header []string
+	}{
+		{"ndjson since", "?since=" + strconv.FormatInt(mid, 10), []string{"Accept", "application/x-ndjson"}},
+		{"sse since", "?since=" + strconv.FormatInt(mid, 10), nil},
+		{"Last-Event-ID wins over since", "?since=1", []string{"Last-Event-ID", strconv.FormatInt(mid, 10)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := readAll(t, s.url, tok, id, tt.query, tt.header...)
+			if !sameEvents(got, sse[mid:]) {
+				t.Fatalf("after %d: %d events, want %d", mid, len(got), len(sse)-int(mid))
+			}
+		})
+	}
+	if got := readAll(t, s.url, tok, id, "?since=100000"); len(got) != 0 {
+		t.Fatalf("after the end: %+v", got)
+	}
+	for _, tt := range []struct {
+		name, tok, id, query string
+		header               []string
+		status               int
+		code                 string
+	}{
+		{"no token", "", id, "", nil, 401, "UNAUTHORIZED"},
+		{"another org's token", other, id, "", nil, 404, "DEPLOYMENT_NOT_FOUND"},
+		{"unknown id", tok, "abcdefghijklmnopqrstuvwxyz", "", nil, 404, "DEPLOYMENT_NOT_FOUND"},
+		{"not an id", tok, "nope", "", nil, 404, "DEPLOYMENT_NOT_FOUND"},
+		{"negative since", tok, id, "?since=-1", nil, 400, "VALIDATION_ERROR"},
+		{"bad Last-Event-ID", tok, id, "", []string{"Last-Event-ID", "x1"}, 400, "VALIDATION_ERROR"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, bad := openEvents(t, s.url, tt.tok, tt.id, tt.query, tt.header...)
+			if c != nil {
+				c.close()
+				t.Fatalf("opened; want %d", tt.status)
+			}
+			wantCode(t, *bad, tt.status, tt.code)
+		})
+	}
+}
+
+// readAll reads a stream of a finished deployment to its end.
+func readAll(t *testing.T, url, tok, id, query string, header ...string) []streamEvent {
+	t.Helper()
+	c, bad := openEvents(t, url, tok, id, query, header...)
+	if bad != nil {
+		t.Fatalf("open: %d %s", bad.status, bad.body)
+	}
+	defer c.close()
+	var out []streamEvent
+	for {
+		e, err := c.next()
+		if err != nil {
+			return out
+		}
+		out = append(out, e)
+	}
+}
+
+func sameEvents(a, b []streamEvent) bool {
+	return slices.EqualFunc(a, b, func(x, y streamEvent) bool {
+		return x.ID == y.ID && x.Type == y.Type && fmt.Sprint(x.Data) == fmt.Sprint(y.Data)
+	})
+}
+
+// A failed build's stream carries what it printed and ends with done
+// failed and the error.
+func TestEventsFailedDeployment(t *testing.T) {
+	s := startServer(t)
+	tok := s.setup("acme", "chatty")
+	id := deployFiles(s, tok, "acme", "chatty", chattyBuild(5, 5, true)).str("deploymentId")
+	c, bad := openEvents(t, s.url, tok, id, "")
+	if bad != nil {
+		t.Fatalf("open: %d %s", bad.status, bad.body)
+	}
+	got := c.readUntil(t, 2*time.Minute, isDone)
+	c.close()
+	checkGapFree(t, got, 1)
+	done := got[len(got)-1]
+	if done.str("status") != "failed" || done.str("error") == "" {
+		t.Fatalf("done: %+v", done.Data)
+	}
+	msgs := eventLogMessages(got)
+	if !slices.Equal(chattyLines(msgs), seq(5)) || !slices.ContainsFunc(msgs, func(m string) bool { return m == "giving up on purpose" }) {
+		t.Fatalf("log events: %q", msgs)
+	}
+	failed := false
+	for _, e := range got {
+		failed = failed || e.Type == "step" && e.str("step") == "build" && e.str("status") == "failed" && e.str("error") != ""
+	}
+	if !failed {
+		t.Fatal("no step event says the build failed")
+	}
+}
+
+// An org holds at most 20 streams on a server; the 21st is refused with
+// 429 and a closed one frees its place. Shutting the server down ends
+// every stream at once, though the build they follow still runs.
+func TestEventsStreamCapAndShutdown(t *testing.T) {
+	s := startServer(t, "SHUTDOWN_GRACE=20s")
+	tok := s.setup("acme", "app")
+	id := deployFiles(s, tok, "acme", "app", slowBuild(60_000, "slow")).str("deploymentId")
+	var streams []*eventClient
+	for range 20 {
+		c, bad := openEvents(t, s.url, tok, id, "")
+		if bad != nil {
+			t.Fatalf("stream %d: %d %s", len(streams)+1, bad.status, bad.body)
+		}
+		streams = append(streams, c)
+	}
+	_, bad := openEvents(t, s.url, tok, id, "")
+	if bad == nil {
+		t.Fatal("a 21st stream was opened")
+	}
+	wantCode(t, *bad, 429, "RATE_LIMITED")
+	streams[0].close()
+	var c *eventClient
+	for range 50 { // the server sees the close soon, not at once
+		if c, bad = openEvents(t, s.url, tok, id, ""); bad == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if bad != nil {
+		t.Fatalf("a freed place stays taken: %d %s", bad.status, bad.body)
+	}
+	streams[0] = c
+	s.waitFor(id, time.Minute, func(r response) bool { return stepStatus(r, "build") == "in_progress" })
+
+	start := time.Now()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	var wg sync.WaitGroup
+	for _, c := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := c.next(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	t.Logf("20 streams ended %s after SIGTERM", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Fatalf("streams ended %s after SIGTERM; the shutdown must end them at once", took)
+	}
+}
