@@ -134,6 +134,7 @@ func TestEventsReplayNDJSONAndErrors(t *testing.T) {
 	if st := s.waitFinal(id, 2*time.Minute); st.str("status") != "completed" {
 		t.Fatalf("build: %.2000s", st.body)
 	}
+	checkEventsDocumented(t, s)
 	sse := readAll(t, s.url, tok, id, "")
 	checkGapFree(t, sse, 1)
 	nd := readAll(t, s.url, tok, id, "", "Accept", "application/x-ndjson")
@@ -181,6 +182,28 @@ func TestEventsReplayNDJSONAndErrors(t *testing.T) {
 			}
 			wantCode(t, *bad, tt.status, tt.code)
 		})
+	}
+}
+
+// checkEventsDocumented: /openapi.json describes the route's two formats.
+func checkEventsDocumented(t *testing.T, s *server) {
+	t.Helper()
+	doc := s.do("GET", "/openapi.json", nil)
+	paths, _ := doc.json["paths"].(map[string]any)
+	op, _ := paths["/deployments/{deploymentId}/events"].(map[string]any)
+	get, _ := op["get"].(map[string]any)
+	responses, _ := get["responses"].(map[string]any)
+	ok, _ := responses["200"].(map[string]any)
+	content, _ := ok["content"].(map[string]any)
+	for _, media := range []string{"text/event-stream", "application/x-ndjson"} {
+		if content[media] == nil {
+			t.Errorf("/openapi.json does not document %s for the events route: %v", media, ok)
+		}
+	}
+	for _, code := range []string{"401", "404", "429"} {
+		if responses[code] == nil {
+			t.Errorf("/openapi.json does not document %s for the events route", code)
+		}
 	}
 }
 
@@ -291,5 +314,53 @@ func TestEventsStreamCapAndShutdown(t *testing.T) {
 	t.Logf("20 streams ended %s after SIGTERM", took.Round(time.Millisecond))
 	if took > 5*time.Second {
 		t.Fatalf("streams ended %s after SIGTERM; the shutdown must end them at once", took)
+	}
+}
+
+// Deployments accepted before events were stored (migration 0007) replay a
+// synthesised stream: their stored lines, their status and done, numbered
+// from 1, the same on every replay. One made final without its done (the
+// reaper failing a lost job writes no events) ends with a done after its
+// last stored event.
+func TestEventsReplayWithoutStoredEvents(t *testing.T) {
+	s := startServer(t)
+	tok := s.setup("acme", "site")
+	var ids []string
+	for range 2 {
+		r := s.deploy(tok, staticSite("acme", "site", 2))
+		if r.status != 202 {
+			t.Fatalf("deploy: %d %s", r.status, r.body)
+		}
+		ids = append(ids, r.str("deploymentId"))
+	}
+	legacy, reaped := ids[0], ids[1]
+	stored := logMessages(s.waitFinal(legacy, time.Minute))
+	s.waitFinal(reaped, time.Minute)
+	whole := readAll(t, s.url, tok, reaped, "")
+	execSQL(t, s, `DELETE FROM deployment_events WHERE deployment_id = '`+legacy+`'`)
+	execSQL(t, s, `UPDATE deployments SET event_seq = 0 WHERE id = '`+legacy+`'`)
+	execSQL(t, s, `DELETE FROM deployment_events WHERE deployment_id = '`+reaped+`' AND type = 'done'`)
+
+	got := readAll(t, s.url, tok, legacy, "")
+	checkGapFree(t, got, 1)
+	if msgs := eventLogMessages(got); len(msgs) == 0 || !slices.Equal(msgs, stored) {
+		t.Fatalf("synthesised log events %q, stored %q", msgs, stored)
+	}
+	status, done := got[len(got)-2], got[len(got)-1]
+	if status.Type != "status" || status.str("status") != "completed" || status.Data["progress"] != 100.0 ||
+		done.str("status") != "completed" || done.str("url") == "" {
+		t.Fatalf("synthesised tail: %+v %+v", status, done)
+	}
+	if again := readAll(t, s.url, tok, legacy, ""); !sameEvents(again, got) {
+		t.Fatal("a second replay differs: synthesised ids must be stable")
+	}
+	if tail := readAll(t, s.url, tok, legacy, "?since="+strconv.Itoa(len(got)-2)); !sameEvents(tail, got[len(got)-2:]) {
+		t.Fatalf("resumed synthesised replay: %+v", tail)
+	}
+
+	got = readAll(t, s.url, tok, reaped, "")
+	checkGapFree(t, got, 1)
+	if !sameEvents(got, whole) {
+		t.Fatalf("a deployment without its stored done replays\n%+v\nnot\n%+v", got, whole)
 	}
 }
