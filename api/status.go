@@ -297,6 +297,7 @@ var endpoints = []string{
 	"POST /deploy",
 	"GET /deploy-status?id={deploymentId}",
 	"GET /deploy-log?id={deploymentId}",
+	"GET /deployments/{deploymentId}/events",
 	"POST /projects",
 	"GET|DELETE /projects/{projectId}",
 	"GET /projects/{projectId}/deployments",

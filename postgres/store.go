@@ -204,6 +204,8 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 // AppendLogs numbers its events after these (or before, having committed),
 // and queues the NOTIFY that wakes other nodes' followers on commit; in one
 // round trip. pg_notify returns void, which casts to the empty text.
+// The counter is deployments.event_seq here (migrations/0007); SQLite reads
+// max(seq) instead (sqlite/events.go).
 const selectPrior = `SELECT status, current_step, progress, steps, event_seq, pg_notify('` + eventsChannel + `', id)::text
 	FROM deployments WHERE id = $1 FOR UPDATE`
 
@@ -371,8 +373,12 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 	return err
 }
 
-// bumpEventSeq is storesql.BumpEventSeq queuing the followers' NOTIFY; the
-// UPDATE holds the row's lock until the commit, so seqs commit in order.
+// bumpEventSeq reserves seqs for a batch of log lines and returns the last,
+// queuing the followers' NOTIFY. The UPDATE holds the row's lock until the
+// commit, so seqs commit in order; and, unlike a max(seq) read, it sees
+// the value a concurrent writer it waited for committed (READ COMMITTED
+// re-reads the row it locks, not a subquery's snapshot). The row's large
+// columns are TOASTed, so the update rewrites little.
 const bumpEventSeq = `UPDATE deployments SET event_seq = event_seq + $1 WHERE id = $2
 	RETURNING event_seq, pg_notify('` + eventsChannel + `', id)::text`
 
@@ -386,7 +392,7 @@ func logEvents(ctx context.Context, tx pgx.Tx, id string, entries []libra.LogEnt
 	if err != nil {
 		return nil, fmt.Errorf("reserve event seqs: %w", err)
 	}
-	return storesql.LogEvents(last, entries)
+	return storesql.LogEvents(last-int64(len(entries)), entries)
 }
 
 // appendLogs uses COPY: one round trip for any number of lines, where

@@ -8,6 +8,19 @@ import (
 	"github.com/libra-deploy/libra-deploy/internal/storesql"
 )
 
+// Events are numbered after the deployment's highest seq, read under the
+// one writer. Not a counter column of deployments, as on PostgreSQL: an
+// UPDATE rewrites SQLite's whole row, input (every file op) and all, and
+// the log flusher would do that 20 times a second per running deployment.
+const (
+	lastSeq = `(SELECT coalesce(max(seq), 0) FROM deployment_events WHERE deployment_id = d.id)`
+	// selectPrior is what UpdateDeployment compares the new state with.
+	selectPrior = `SELECT status, current_step, progress, steps, ` + lastSeq + ` FROM deployments d WHERE d.id = ?`
+	// selectLastSeq is a deployment's highest seq, 0 before its first
+	// event; no row for an unknown deployment.
+	selectLastSeq = `SELECT ` + lastSeq + ` FROM deployments d WHERE d.id = ?`
+)
+
 // DeploymentEvents returns a deployment's events after the given id.
 func (db *DB) DeploymentEvents(ctx context.Context, id string, after int64, limit int) ([]libra.Event, error) {
 	rows, err := db.readRows(ctx, storesql.SelectEvents, id, after, limit)

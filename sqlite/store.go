@@ -133,15 +133,15 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err := guard(ctx, tx, d.ID); err != nil {
 		return err
 	}
-	events, seq, err := updateEvents(ctx, tx, d, logs)
+	events, err := updateEvents(ctx, tx, d, logs)
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
 		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
-		 attempt = ?, started_at = ?, finished_at = ?, event_seq = ? WHERE id = ?`,
+		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
 		d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), seq, d.ID)
+		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
@@ -154,19 +154,15 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 // updateEvents compares d with the stored row; the single writer keeps the
 // row as read until the commit. An unknown deployment makes no events (and
 // the update changes nothing).
-func updateEvents(ctx context.Context, tx *sql.Tx, d *libra.Deployment, logs []libra.LogEntry) ([]storesql.EventRow, int64, error) {
-	prior, err := storesql.ScanPrior(tx.QueryRowContext(ctx, storesql.SelectPrior, d.ID))
+func updateEvents(ctx context.Context, tx *sql.Tx, d *libra.Deployment, logs []libra.LogEntry) ([]storesql.EventRow, error) {
+	prior, err := storesql.ScanPrior(tx.QueryRowContext(ctx, selectPrior, d.ID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("select deployment %s: %w", d.ID, err)
+		return nil, fmt.Errorf("select deployment %s: %w", d.ID, err)
 	}
-	events, err := storesql.UpdateEvents(prior, d, logs)
-	if err != nil {
-		return nil, 0, err
-	}
-	return events, prior.Seq + int64(len(events)), nil
+	return storesql.UpdateEvents(prior, d, logs)
 }
 
 // commitEvents inserts events, commits tx and wakes the deployment's
@@ -311,15 +307,15 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 	return db.commitEvents(ctx, tx, id, events)
 }
 
-// logEvents reserves one seq per line; none for an unknown deployment.
+// logEvents numbers one event per line; none for an unknown deployment.
 func logEvents(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEntry) ([]storesql.EventRow, error) {
 	var last int64
-	err := tx.QueryRowContext(ctx, storesql.BumpEventSeq, len(entries), id).Scan(&last)
+	err := tx.QueryRowContext(ctx, selectLastSeq, id).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reserve event seqs: %w", err)
+		return nil, fmt.Errorf("select last event seq: %w", err)
 	}
 	return storesql.LogEvents(last, entries)
 }

@@ -338,7 +338,6 @@ func TestEventsReplayWithoutStoredEvents(t *testing.T) {
 	s.waitFinal(reaped, time.Minute)
 	whole := readAll(t, s.url, tok, reaped, "")
 	execSQL(t, s, `DELETE FROM deployment_events WHERE deployment_id = '`+legacy+`'`)
-	execSQL(t, s, `UPDATE deployments SET event_seq = 0 WHERE id = '`+legacy+`'`)
 	execSQL(t, s, `DELETE FROM deployment_events WHERE deployment_id = '`+reaped+`' AND type = 'done'`)
 
 	got := readAll(t, s.url, tok, legacy, "")

@@ -8,16 +8,12 @@ import (
 )
 
 // A deployment's events (libra.EventStore) live in deployment_events, keyed
-// (deployment_id, seq). deployments.event_seq is the last seq used: a
-// writer reads it with the row (locked on PostgreSQL, under the one writer
-// on SQLite) and stores the new value in the same transaction, so a
-// deployment's seqs are gap-free and commit in order whatever else runs.
+// (deployment_id, seq). A writer numbers new events after the deployment's
+// last seq, which it reads while holding the deployment (PostgreSQL: its
+// row's lock, and the counter deployments.event_seq; SQLite: the one
+// writer, and max(seq)), so a deployment's seqs are gap-free and commit in
+// order whatever else runs.
 const (
-	// SelectPrior is what UpdateDeployment compares the new state with.
-	SelectPrior = `SELECT status, current_step, progress, steps, event_seq FROM deployments WHERE id = ?`
-	// BumpEventSeq reserves n seqs for a batch of log lines and returns
-	// the last one.
-	BumpEventSeq = `UPDATE deployments SET event_seq = event_seq + ? WHERE id = ? RETURNING event_seq`
 	SelectEvents = `SELECT seq, type, data FROM deployment_events WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?`
 	DeleteEvents = `DELETE FROM deployment_events WHERE deployment_id = ?`
 	// DeleteProjectEvents runs before DeleteProjectDeployments.
@@ -80,9 +76,9 @@ func UpdateEvents(prior Prior, d *libra.Deployment, logs []libra.LogEntry) ([]Ev
 	return ev.rows, ev.err
 }
 
-// LogEvents returns one "log" event per line, the last numbered last.
+// LogEvents returns one "log" event per line, numbered after last.
 func LogEvents(last int64, logs []libra.LogEntry) ([]EventRow, error) {
-	ev := eventList{next: last - int64(len(logs))}
+	ev := eventList{next: last}
 	for _, e := range logs {
 		ev.add(libra.EventLog, e)
 	}
