@@ -13,6 +13,16 @@ import (
 // on it too, so following a deployment costs no connection of its own.
 const eventsChannel = "libra_events"
 
+// LogEvents records the reaper's lines as events (storesql.EventLogger);
+// logEvents' NOTIFY wakes the followers on every node at the commit.
+func (t leaseTx) LogEvents(ctx context.Context, id string, entries []libra.LogEntry) error {
+	events, err := logEvents(ctx, t.tx, id, entries)
+	if err != nil {
+		return err
+	}
+	return insertEvents(ctx, t.tx, id, events)
+}
+
 // DeploymentEvents returns a deployment's events after the given id.
 func (db *DB) DeploymentEvents(ctx context.Context, id string, after int64, limit int) ([]libra.Event, error) {
 	rows, err := db.Pool.Query(ctx, pg(storesql.SelectEvents), id, after, limit)

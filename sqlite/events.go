@@ -21,6 +21,16 @@ const (
 	selectLastSeq = `SELECT ` + lastSeq + ` FROM deployments d WHERE d.id = ?`
 )
 
+// LogEvents records the reaper's lines as events (storesql.EventLogger).
+// Followers find them at their next poll: the reaper's commit wakes no one.
+func (t leaseTx) LogEvents(ctx context.Context, id string, entries []libra.LogEntry) error {
+	events, err := logEvents(ctx, t.tx, id, entries)
+	if err != nil {
+		return err
+	}
+	return insertEvents(ctx, t.tx, id, events)
+}
+
 // DeploymentEvents returns a deployment's events after the given id.
 func (db *DB) DeploymentEvents(ctx context.Context, id string, after int64, limit int) ([]libra.Event, error) {
 	rows, err := db.readRows(ctx, storesql.SelectEvents, id, after, limit)

@@ -1,6 +1,7 @@
 package storesql
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -19,6 +20,13 @@ const (
 	// DeleteProjectEvents runs before DeleteProjectDeployments.
 	DeleteProjectEvents = `DELETE FROM deployment_events WHERE deployment_id IN (SELECT id FROM deployments WHERE project_id = ?)`
 )
+
+// EventLogger is a Tx that can also record log lines as events, which
+// numbering does in each dialect's own way: the reaper's lines then reach
+// followers like the workflow's.
+type EventLogger interface {
+	LogEvents(ctx context.Context, id string, entries []libra.LogEntry) error
+}
 
 // EventRow is one event as stored: its data is JSON text.
 type EventRow struct {

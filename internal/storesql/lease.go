@@ -260,8 +260,12 @@ func endJob(ctx context.Context, tx Tx, job sql.NullInt64, state string) error {
 }
 
 func reapLog(ctx context.Context, tx Tx, id, level, msg string) error {
-	if _, err := tx.Exec(ctx, InsertLog, id, Micros(libra.Now()), string(libra.StepValidate), level, msg); err != nil {
+	line := libra.LogEntry{Time: libra.Now(), Step: libra.StepValidate, Level: level, Message: msg}
+	if _, err := tx.Exec(ctx, InsertLog, id, Micros(line.Time), string(line.Step), level, msg); err != nil {
 		return fmt.Errorf("log reclaim of %s: %w", id, err)
+	}
+	if el, ok := tx.(EventLogger); ok {
+		return el.LogEvents(ctx, id, []libra.LogEntry{line})
 	}
 	return nil
 }

@@ -150,6 +150,17 @@ func testLeaseReaper(t *testing.T, s libra.Store) {
 		}
 		checkReaped(t, s, d, got[0], round > maxReclaims)
 	}
+	// Each reclaim's log line is an event too, numbered like the
+	// workflow's, so a follower sees why its deployment started over.
+	evs := events(t, s, d.ID, 0, 100)
+	if len(evs) != maxReclaims+1 {
+		t.Fatalf("%d events after %d reclaims: %+v", len(evs), maxReclaims+1, evs)
+	}
+	for i, e := range evs {
+		if e.ID != int64(i+1) || e.Type != libra.EventLog {
+			t.Fatalf("reclaim event %d: %+v", i, e)
+		}
+	}
 }
 
 func checkReaped(t *testing.T, s libra.Store, d *libra.Deployment, r libra.Reclaimed, dead bool) {
