@@ -57,6 +57,9 @@ type DB struct {
 
 	// stmts caches prepared read statements by query text.
 	stmts sync.Map
+
+	// cancels hears of cancel requests (cancel.go).
+	cancels cancelWatchers
 }
 
 func dsn(path string, readOnly bool) string {

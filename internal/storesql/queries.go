@@ -16,7 +16,10 @@ const (
 	InsertDeployment = `INSERT INTO deployments (id, site_label, project_id, org_id, user_id, custom_domain,
 		status, steps, input, job_id, created_at, quota_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	SelectDeployment = `SELECT ` + DeploymentColumns + ` FROM deployments WHERE id = ?`
-	PublishManifest  = `UPDATE deployments SET manifest = ?, url = ? WHERE id = ? RETURNING seq, project_id, custom_domain`
+	// PublishManifest matches no row once a cancel was requested: cancel
+	// and publish are decided by whichever commits first (PublishRefused).
+	PublishManifest = `UPDATE deployments SET manifest = ?, url = ? WHERE id = ? AND cancel_requested_at IS NULL
+		RETURNING seq, project_id, custom_domain`
 	// MoveAlias is newest-wins: the alias moves only to a deployment newer
 	// than every one the project published before.
 	MoveAlias = `UPDATE projects SET current_deployment = ?, current_seq = ?
@@ -60,7 +63,7 @@ const (
 		       row_number() OVER (PARTITION BY project_id ORDER BY seq DESC) AS newest_first
 		FROM deployments) d
 		JOIN projects p ON p.id = d.project_id
-		WHERE d.newest_first > ? AND d.status IN ('completed', 'failed')
+		WHERE d.newest_first > ? AND d.status IN ('completed', 'failed', 'cancelled')
 		  AND (p.current_deployment IS NULL OR p.current_deployment != d.id)
 		ORDER BY d.seq LIMIT ?`
 
