@@ -202,7 +202,8 @@ func TestCancelRunningBuild(t *testing.T) {
 // never starts and gets its quota back; the running one, cancelled in a
 // step before its build, gets its quota back too.
 func TestCancelQueued(t *testing.T) {
-	s := startServer(t, "MAX_CONCURRENT_DEPLOYMENTS=1", "LIBRA_TEST_HOOKS=validate@blocker:sleep:60s")
+	s := startServer(t, "MAX_CONCURRENT_DEPLOYMENTS=1", "LIBRA_TEST_HOOKS=validate@blocker:sleep:60s",
+		"ADMIN_TOKEN="+testAdminToken)
 	tok := s.setup("acme", "blocker")
 	s.admin("project", "create", "--org", "acme", "--id", "queued")
 	blocker := deployFiles(s, tok, "acme", "blocker", staticSite("acme", "blocker", 1)["initFiles"].([]map[string]any)).str("deploymentId")
@@ -241,6 +242,30 @@ func TestCancelQueued(t *testing.T) {
 		t.Fatalf("the cancelled queued deployment ran: %s", st.body)
 	}
 	wantCode(t, cancel(s, tok, queued), 409, "DEPLOYMENT_FINISHED")
+	checkCancelMetrics(t, s)
+}
+
+// checkCancelMetrics: both cancels counted as finished "cancelled"; the
+// queued one's job was cancelled in River, the running one's completed
+// (neither retried nor dead-lettered).
+func checkCancelMetrics(t *testing.T, s *server) {
+	t.Helper()
+	families, _ := scrapeWhen(t, s, queueSettled)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"libra_deployments_finished_total", []string{"status", "cancelled"}, 2},
+		{"libra_deployments_finished_total", []string{"status", "failed"}, 0},
+		{"libra_queue_jobs", []string{"state", "cancelled"}, 1},
+		{"libra_queue_jobs", []string{"state", "completed"}, 1},
+		{"libra_queue_jobs", []string{"state", "discarded"}, 0},
+	} {
+		if got, ok := metricValue(families, c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
 }
 
 // Finished deployments answer 409, another org's and unknown ones 404, a
