@@ -133,3 +133,19 @@ func PublishRefused(ctx context.Context, tx Tx, id string) error {
 	}
 	return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
 }
+
+// reapCancelled cancels, inside tx, a deployment the reaper just fenced if
+// its cancel had been requested: dispatching it again would only start a
+// run to stop it, and dead-lettering would call it failed. One that had
+// published is left to be dispatched again, which completes it.
+func reapCancelled(ctx context.Context, tx Tx, id string) (bool, error) {
+	requested, err := CancelRequested(tx.QueryRow(ctx, SelectCancelRequested, id), tx.NoRows, id)
+	if err != nil || !requested {
+		return false, err
+	}
+	status, err := RequestCancel(ctx, tx, id)
+	if err != nil && libra.ErrorCode(err) == libra.CodeDeploymentFinished {
+		return false, nil
+	}
+	return status == libra.StatusCancelled, err
+}

@@ -206,3 +206,31 @@ func testCancelPublishRace(t *testing.T, s libra.Store) {
 	}
 	t.Logf("20 races: publish won %d, cancel won %d", published, cancelled)
 }
+
+// A deployment whose node died after its cancel was requested is cancelled
+// by the reaper rather than dispatched again or dead-lettered; its build
+// never began, so its quota comes back.
+func testCancelReaped(t *testing.T, s libra.Store) {
+	mustProject(t, s, "p", "o")
+	d := mustDeploy(t, s, "p", "o")
+	ttl := 300 * time.Millisecond
+	mustAcquire(t, s, d.ID, "dead-node", ttl)
+	if status, err := s.RequestCancel(ctx, d.ID); err != nil || status != libra.StatusQueued {
+		t.Fatalf("cancel a held deployment: %q, %v", status, err)
+	}
+	expire(ttl)
+	got, err := s.ReapLeases(ctx, time.Minute, 0, 10)
+	if err != nil || len(got) != 1 || !got[0].Cancelled || got[0].DeadLettered || got[0].DeploymentID != d.ID {
+		t.Fatalf("reaped %+v, %v; want %s cancelled (even with no reclaims allowed)", got, err, d.ID)
+	}
+	after, err := s.Deployment(ctx, d.ID)
+	if err != nil || after.Status != libra.StatusCancelled || !after.QuotaRefunded || after.Error != "cancelled" {
+		t.Fatalf("reaped deployment: %+v, %v; want cancelled, quota back", after, err)
+	}
+	if used := quotaUsed(t, s, "o"); used != 0 {
+		t.Fatalf("quota used %d, want 0", used)
+	}
+	if _, err := s.AcquireLease(ctx, d.ID, "node-b", leaseTTL); !errors.Is(err, libra.ErrNotFound) {
+		t.Fatalf("a worker took the reaped, cancelled deployment: %v, want ErrNotFound", err)
+	}
+}

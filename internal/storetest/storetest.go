@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CancelRunning", testCancelRunning},
 		{"CancelExpiredLease", testCancelExpiredLease},
 		{"CancelPublishRace", testCancelPublishRace},
+		{"CancelReaped", testCancelReaped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
