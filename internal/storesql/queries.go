@@ -94,8 +94,12 @@ const (
 
 	// FailLost fails deployments that are not final although their job
 	// is: a process that died between finishing the job and saving the
-	// deployment, or a job removed by hand.
-	FailLost = `UPDATE deployments SET status = 'failed', error = 'the deployment''s queue job ended without finishing it',
+	// deployment, or a job removed by hand. One whose cancel was requested
+	// ends cancelled: that is what its org asked for.
+	FailLost = `UPDATE deployments SET
+		status = CASE WHEN cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END,
+		error = CASE WHEN cancel_requested_at IS NULL THEN 'the deployment''s queue job ended without finishing it'
+		  ELSE 'cancelled' END,
 		finished_at = ?
 		WHERE status IN ('queued', 'in_progress') AND (
 		  job_id IS NULL OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = deployments.job_id

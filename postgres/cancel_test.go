@@ -1,0 +1,49 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	libra "github.com/libra-deploy/libra-deploy"
+)
+
+// Start-up recovery ends a deployment whose job ended without finishing
+// it: cancelled when its cancel had been requested, failed otherwise.
+func TestFailLostHonoursCancelRequests(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	if err := db.CreateProject(ctx, libra.Project{ID: "p", OrgID: "o", Name: "p", CreatedAt: libra.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]libra.Status{}
+	for _, cancel := range []bool{true, false} {
+		d := &libra.Deployment{ID: libra.NewDeploymentID(), ProjectID: "p", OrgID: "o", UserID: "u",
+			Status: libra.StatusQueued, Steps: libra.NewStepStates(), CreatedAt: libra.Now(), QuotaMonth: "2026-11"}
+		if err := db.CreateDeployment(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.AcquireLease(ctx, d.ID, "node-a", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		want[d.ID] = libra.StatusFailed
+		if cancel {
+			if _, err := db.RequestCancel(ctx, d.ID); err != nil {
+				t.Fatal(err)
+			}
+			want[d.ID] = libra.StatusCancelled
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.FailLostDeployments(ctx); err != nil || n != 2 {
+		t.Fatalf("FailLostDeployments = %d, %v; want 2", n, err)
+	}
+	for id, status := range want {
+		d, err := db.Deployment(ctx, id)
+		if err != nil || d.Status != status || d.FinishedAt == nil {
+			t.Fatalf("deployment %s: %+v, %v; want %s", id, d, err, status)
+		}
+	}
+}
