@@ -6,6 +6,7 @@ import (
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/workflow"
 )
 
 // Start-up recovery ends a deployment whose job ended without finishing
@@ -46,4 +47,29 @@ func TestFailLostHonoursCancelRequests(t *testing.T) {
 			t.Fatalf("deployment %s: %+v, %v; want %s", id, d, err, status)
 		}
 	}
+}
+
+// BenchmarkCancelRequested is the safety net's cost: each running
+// deployment reads this once per workflow.DefaultCancelPoll.
+func BenchmarkCancelRequested(b *testing.B) {
+	ctx := context.Background()
+	db := open(b)
+	if err := db.CreateProject(ctx, libra.Project{ID: "p", OrgID: "o", Name: "p", CreatedAt: libra.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	d := &libra.Deployment{ID: libra.NewDeploymentID(), ProjectID: "p", OrgID: "o", UserID: "u",
+		Status: libra.StatusQueued, Steps: libra.NewStepStates(), CreatedAt: libra.Now(), QuotaMonth: "2026-11"}
+	if err := db.CreateDeployment(ctx, d); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for b.Loop() {
+		if requested, err := db.CancelRequested(ctx, d.ID); err != nil || requested {
+			b.Fatalf("CancelRequested = %v, %v", requested, err)
+		}
+	}
+	// What polling costs 100 running deployments: 100 × (1 s / poll
+	// interval) reads a second, in milliseconds of reading per second.
+	perPoll := time.Since(start) / time.Duration(b.N)
+	b.ReportMetric(100*float64(time.Second/workflow.DefaultCancelPoll)*perPoll.Seconds()*1000, "ms/s@100runs")
 }
