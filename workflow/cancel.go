@@ -115,6 +115,15 @@ func (r *Runner) watchCancel(ctx context.Context, id string) (context.Context, f
 	return r.Cancels.watch(ctx, id)
 }
 
+// conclude ends the attempt: cancelled when that was asked for, else as
+// finish decides.
+func (ru *run) conclude(bg, ctx context.Context, failed error, step libra.Step, attempt, maxAttempts int) error {
+	if ru.cancelled(bg, ctx, failed) {
+		return ru.endCancelled(bg, step)
+	}
+	return ru.finish(bg, ctx, failed, step, attempt, maxAttempts)
+}
+
 // cancelled reports whether the run ends because its deployment's cancel
 // was requested. A published deployment completes whatever was asked: the
 // store refused the request once Publish had committed.

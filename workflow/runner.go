@@ -167,11 +167,7 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 		// Another node runs the deployment now: nothing more is written.
 		return fmt.Errorf("deployment %s stopped on this node: %w", d.ID, libra.ErrLeaseLost)
 	}
-	if ru.cancelled(bg, ctx, failed) {
-		err = ru.endCancelled(bg, failedStep)
-	} else {
-		err = ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
-	}
+	err = ru.conclude(bg, ctx, failed, failedStep, attempt, maxAttempts)
 	if d.Status.Final() {
 		metrics.DeploymentFinished(string(d.Status))
 	}
