@@ -15,10 +15,15 @@ const (
 	StatusInProgress Status = "in_progress"
 	StatusCompleted  Status = "completed"
 	StatusFailed     Status = "failed"
+	// StatusCancelled: stopped at its org's request (POST
+	// /deployments/{id}/cancel) before it published.
+	StatusCancelled Status = "cancelled"
 )
 
 // Final reports whether no further work will change the deployment.
-func (s Status) Final() bool { return s == StatusCompleted || s == StatusFailed }
+func (s Status) Final() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
 
 // StepStatus is one step's state.
 type StepStatus string

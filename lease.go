@@ -64,6 +64,9 @@ type Reclaimed struct {
 	Epoch        int64
 	Reclaims     int
 	DeadLettered bool
+	// Cancelled: its cancel had been requested, so it was cancelled
+	// instead of dispatched again (see CancelStore).
+	Cancelled bool
 }
 
 // LeaseStore is what leases need from the state database. Every time in it

@@ -69,6 +69,8 @@ type Store interface {
 
 	// Events: a deployment's persisted event stream (events.go).
 	EventStore
+	// Cancelling deployments (cancel.go).
+	CancelStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

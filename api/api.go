@@ -330,6 +330,7 @@ func (s *server) register(api huma.API) {
 	s.registerUsage(api)
 	s.registerTokens(api)
 	s.registerProjectDelete(api)
+	s.registerCancel(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

@@ -70,6 +70,7 @@ var codeStatus = map[string]int{
 	libra.CodeDeploymentNotFound: http.StatusNotFound,
 	libra.CodeDomainTaken:        http.StatusConflict,
 	libra.CodeConflict:           http.StatusConflict,
+	libra.CodeDeploymentFinished: http.StatusConflict,
 	libra.CodeQuotaExceeded:      http.StatusTooManyRequests,
 	libra.CodeRateLimited:        http.StatusTooManyRequests,
 	libra.CodePayloadTooLarge:    http.StatusRequestEntityTooLarge,

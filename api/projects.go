@@ -55,7 +55,7 @@ func (s *server) aliasURL(projectID string) string {
 // DeploymentItem is one deployment in a list.
 type DeploymentItem struct {
 	ID         string       `json:"id"`
-	Status     libra.Status `json:"status" enum:"queued,in_progress,completed,failed"`
+	Status     libra.Status `json:"status" enum:"queued,in_progress,completed,failed,cancelled"`
 	CreatedAt  time.Time    `json:"createdAt"`
 	StartedAt  *time.Time   `json:"startedAt,omitempty"`
 	FinishedAt *time.Time   `json:"finishedAt,omitempty"`

@@ -39,7 +39,7 @@ type DeploymentSteps struct {
 // DeploymentStatus is where a deployment stands.
 type DeploymentStatus struct {
 	DeploymentID string           `json:"deploymentId"`
-	Status       libra.Status     `json:"status" enum:"queued,in_progress,completed,failed"`
+	Status       libra.Status     `json:"status" enum:"queued,in_progress,completed,failed,cancelled"`
 	CurrentStep  libra.Step       `json:"currentStep,omitempty" enum:"validate,sync,sandbox,build,deploy,cleanup"`
 	Progress     int              `json:"progress" minimum:"0" maximum:"100" doc:"0 to 100; only moves forward."`
 	Steps        DeploymentSteps  `json:"steps"`
@@ -305,6 +305,7 @@ var endpoints = []string{
 	"GET|POST /projects/{projectId}/domains",
 	"DELETE /projects/{projectId}/domains/{domain}",
 	"DELETE /deployments/{deploymentId}",
+	"POST /deployments/{deploymentId}/cancel",
 	"GET /usage",
 	"GET /tokens",
 	"DELETE /tokens/{tokenId}",

@@ -81,7 +81,7 @@ func resetDeployment(ctx context.Context, tx pgx.Tx, id, org, month string, refu
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE deployments SET status = 'queued', current_step = '', progress = 0, steps = $1,
-		error = '', finished_at = NULL, quota_refunded = false, reclaims = 0 WHERE id = $2`, steps, id); err != nil {
+		error = '', finished_at = NULL, quota_refunded = false, reclaims = 0, cancel_requested_at = NULL WHERE id = $2`, steps, id); err != nil {
 		return fmt.Errorf("reset deployment: %w", err)
 	}
 	if !refunded {

@@ -294,7 +294,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		var project, domain, label string
 		err := tx.QueryRow(ctx, publishManifest, manifest, url, id).Scan(&seq, &project, &domain, &label)
 		if noRows(err) {
-			return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
+			return storesql.PublishRefused(ctx, leaseTx{tx}, id)
 		}
 		if err != nil {
 			return fmt.Errorf("record manifest: %w", err)
@@ -319,7 +319,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 
 // publishManifest is storesql.PublishManifest returning the site label too,
 // which the flip's notification names.
-const publishManifest = `UPDATE deployments SET manifest = $1, url = $2 WHERE id = $3
+const publishManifest = `UPDATE deployments SET manifest = $1, url = $2 WHERE id = $3 AND cancel_requested_at IS NULL
 	RETURNING seq, project_id, custom_domain, site_label`
 
 func attachDomain(ctx context.Context, tx pgx.Tx, project, domain string) error {

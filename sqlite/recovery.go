@@ -75,7 +75,7 @@ func (db *DB) Requeue(ctx context.Context, id string, retry func(ctx context.Con
 	}
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE deployments SET status = 'queued', current_step = '', progress = 0, steps = ?, error = '',
-		   finished_at = NULL, quota_refunded = 0, reclaims = 0 WHERE id = ?`, string(steps), id); err != nil {
+		   finished_at = NULL, quota_refunded = 0, reclaims = 0, cancel_requested_at = NULL WHERE id = ?`, string(steps), id); err != nil {
 		return fmt.Errorf("reset deployment: %w", err)
 	}
 	if refunded {

@@ -61,6 +61,8 @@ type DB struct {
 
 	// events wakes this process's followers of deployment events.
 	events eventhub.Hub
+	// cancels hears of cancel requests (cancel.go).
+	cancels cancelWatchers
 }
 
 func dsn(path string, readOnly bool) string {

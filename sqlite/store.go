@@ -245,7 +245,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	var project, domain string
 	err = tx.QueryRowContext(ctx, storesql.PublishManifest, manifest, url, id).Scan(&seq, &project, &domain)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("deployment %q: %w", id, libra.ErrNotFound)
+		return storesql.PublishRefused(ctx, leaseTx{tx}, id)
 	}
 	if err != nil {
 		return fmt.Errorf("record manifest: %w", err)

@@ -74,7 +74,10 @@ type Runner struct {
 	// Leases, when set, makes each run hold a lease on its deployment
 	// (lease.go); nil runs without (tests of the steps alone).
 	Leases *Leases
-	Logger *slog.Logger
+	// Cancels, when set, stops a run whose deployment's cancel is
+	// requested (cancel.go); nil: runs are not cancelled.
+	Cancels *Cancels
+	Logger  *slog.Logger
 }
 
 // run is one attempt at one deployment.
@@ -104,7 +107,11 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 		return err
 	}
 	defer release()
-	d, err := r.Store.Deployment(ctx, id)
+	ctx, stopWatch := r.watchCancel(ctx, id)
+	defer stopWatch()
+	// Loaded whatever the watch says: a deployment cancelled before this
+	// run still goes through cleanup and ends cancelled, not retried.
+	d, err := r.Store.Deployment(context.WithoutCancel(ctx), id)
 	if errors.Is(err, libra.ErrNotFound) {
 		return libra.Permanent(err)
 	}
@@ -160,7 +167,7 @@ func (r *Runner) Run(ctx context.Context, id string, attempt, maxAttempts int) e
 		// Another node runs the deployment now: nothing more is written.
 		return fmt.Errorf("deployment %s stopped on this node: %w", d.ID, libra.ErrLeaseLost)
 	}
-	err = ru.finish(bg, ctx, failed, failedStep, attempt, maxAttempts)
+	err = ru.conclude(bg, ctx, failed, failedStep, attempt, maxAttempts)
 	if d.Status.Final() {
 		metrics.DeploymentFinished(string(d.Status))
 	}

@@ -87,6 +87,7 @@ func (s *service) heartbeatAndReap(ctx context.Context, lc leaseConfig) {
 	}
 	for _, r := range reclaimed {
 		s.log.Warn("took back a deployment whose node stopped renewing its lease", "deployment", r.DeploymentID,
-			"from_node", r.FromNode, "epoch", r.Epoch, "reclaims", r.Reclaims, "dead_lettered", r.DeadLettered)
+			"from_node", r.FromNode, "epoch", r.Epoch, "reclaims", r.Reclaims, "dead_lettered", r.DeadLettered,
+			"cancelled", r.Cancelled)
 	}
 }

@@ -74,6 +74,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	stopLeases := s.startLeases(ctx)
 	defer stopLeases()
+	stopCancels := s.startCancels(ctx)
+	defer stopCancels()
 	if err := s.queue.Start(ctx); err != nil {
 		return err
 	}

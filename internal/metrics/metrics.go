@@ -55,7 +55,7 @@ func init() {
 	for _, r := range []string{"hit", "miss"} {
 		buildCache.WithLabelValues(r)
 	}
-	for _, s := range []string{"completed", "failed"} {
+	for _, s := range []string{"completed", "failed", "cancelled"} {
 		finished.WithLabelValues(s)
 	}
 }

@@ -203,6 +203,9 @@ func Reap(ctx context.Context, tx Tx, e ExpiredLease, maxReclaims int, enqueue E
 	if err != nil {
 		return r, false, fmt.Errorf("fence %s: %w", e.ID, err)
 	}
+	if r.Cancelled, err = reapCancelled(ctx, tx, e.ID); r.Cancelled || err != nil {
+		return r, true, err
+	}
 	r.DeadLettered = r.Reclaims > maxReclaims
 	if r.DeadLettered {
 		return r, true, deadLetter(ctx, tx, r, job, org, month, refunded)

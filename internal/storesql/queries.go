@@ -16,7 +16,10 @@ const (
 	InsertDeployment = `INSERT INTO deployments (id, site_label, project_id, org_id, user_id, custom_domain,
 		status, steps, input, job_id, created_at, quota_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	SelectDeployment = `SELECT ` + DeploymentColumns + ` FROM deployments WHERE id = ?`
-	PublishManifest  = `UPDATE deployments SET manifest = ?, url = ? WHERE id = ? RETURNING seq, project_id, custom_domain`
+	// PublishManifest matches no row once a cancel was requested: cancel
+	// and publish are decided by whichever commits first (PublishRefused).
+	PublishManifest = `UPDATE deployments SET manifest = ?, url = ? WHERE id = ? AND cancel_requested_at IS NULL
+		RETURNING seq, project_id, custom_domain`
 	// MoveAlias is newest-wins: the alias moves only to a deployment newer
 	// than every one the project published before.
 	MoveAlias = `UPDATE projects SET current_deployment = ?, current_seq = ?
@@ -60,7 +63,7 @@ const (
 		       row_number() OVER (PARTITION BY project_id ORDER BY seq DESC) AS newest_first
 		FROM deployments) d
 		JOIN projects p ON p.id = d.project_id
-		WHERE d.newest_first > ? AND d.status IN ('completed', 'failed')
+		WHERE d.newest_first > ? AND d.status IN ('completed', 'failed', 'cancelled')
 		  AND (p.current_deployment IS NULL OR p.current_deployment != d.id)
 		ORDER BY d.seq LIMIT ?`
 
@@ -91,8 +94,12 @@ const (
 
 	// FailLost fails deployments that are not final although their job
 	// is: a process that died between finishing the job and saving the
-	// deployment, or a job removed by hand.
-	FailLost = `UPDATE deployments SET status = 'failed', error = 'the deployment''s queue job ended without finishing it',
+	// deployment, or a job removed by hand. One whose cancel was requested
+	// ends cancelled: that is what its org asked for.
+	FailLost = `UPDATE deployments SET
+		status = CASE WHEN cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END,
+		error = CASE WHEN cancel_requested_at IS NULL THEN 'the deployment''s queue job ended without finishing it'
+		  ELSE 'cancelled' END,
 		finished_at = ?
 		WHERE status IN ('queued', 'in_progress') AND (
 		  job_id IS NULL OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = deployments.job_id

@@ -55,6 +55,12 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LeaseExpiredAndStolen", testLeaseExpiredAndStolen},
 		{"LeaseReaper", testLeaseReaper},
 		{"Heartbeat", testHeartbeat},
+		{"CancelQueued", testCancelQueued},
+		{"CancelRefused", testCancelRefused},
+		{"CancelRunning", testCancelRunning},
+		{"CancelExpiredLease", testCancelExpiredLease},
+		{"CancelPublishRace", testCancelPublishRace},
+		{"CancelReaped", testCancelReaped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
