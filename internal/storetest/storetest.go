@@ -52,6 +52,12 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LeaseExpiredAndStolen", testLeaseExpiredAndStolen},
 		{"LeaseReaper", testLeaseReaper},
 		{"Heartbeat", testHeartbeat},
+		// Targets and stable aliases (targets.go).
+		{"PreviewTarget", testPreviewTarget},
+		{"PromoteNewestWins", testPromoteNewestWins},
+		{"Aliases", testAliases},
+		{"AliasNeverShadowsSiteLabel", testAliasNeverShadowsSiteLabel},
+		{"AliasRetention", testAliasRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
