@@ -32,9 +32,10 @@ const (
 	// SiteByAlias serves the newest published deployment of an alias
 	// (parameters: project host, alias name, the whole label). A label that
 	// is any deployment's site label, published or not, is never an
-	// alias's: deployment labels win (targets.go).
+	// alias's: deployment labels win (targets.go). "alias != ''" lets both
+	// databases use the partial index deployments_alias.
 	SiteByAlias = `SELECT d.id, d.manifest FROM projects p JOIN deployments d ON d.project_id = p.id
-		WHERE p.host = ? AND d.alias = ? AND d.manifest != ''
+		WHERE p.host = ? AND d.alias = ? AND d.alias != '' AND d.manifest != ''
 		  AND NOT EXISTS (SELECT 1 FROM deployments x WHERE x.site_label = ?)
 		ORDER BY d.seq DESC LIMIT 1`
 	SiteByProject = `SELECT d.id, d.manifest FROM projects p JOIN deployments d ON d.id = p.current_deployment
