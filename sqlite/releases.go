@@ -133,6 +133,8 @@ func (db *DB) DeleteDeployment(ctx context.Context, id string) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	// alias and host name the stable alias that may fall back; on one
+	// node the API's Invalidate covers it, so only PostgreSQL uses them.
 	var project, status, alias, host string
 	var current sql.NullString
 	var job sql.NullInt64

@@ -197,6 +197,13 @@ func TestStableAliases(t *testing.T) {
 	if n := len(listItems(s.do("GET", "/projects/web/deployments", nil, bearer(tok)...))); n != 5 {
 		t.Fatalf("refused deployments were created: %d deployments", n)
 	}
+	// Deleting the project takes its aliases with it, at once.
+	wantCode(t, s.do("DELETE", "/projects/web", nil, bearer(tok)...), 200, "")
+	for _, host := range []string{"feat--web", "fix--web"} {
+		if r := s.page(host, "/"); r.status != 404 {
+			t.Fatalf("%s after the project was deleted: %d %.200s", host, r.status, r.body)
+		}
+	}
 }
 
 // SECURITY: an alias label {NAME}--{projectId} must never take a
