@@ -94,6 +94,11 @@ type Deployment struct {
 	OrgID        string
 	UserID       string
 	CustomDomain string
+	// Target is production or preview (targets.go); Alias the stable alias
+	// name the deployment serves under, "" for none. Both are fixed at
+	// acceptance.
+	Target Target
+	Alias  string
 
 	Status      Status
 	CurrentStep Step

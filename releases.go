@@ -34,6 +34,9 @@ type DeploymentInfo struct {
 	FinishedAt *time.Time
 	// Production is set for the deployment its project's alias serves.
 	Production bool
+	// Target and Alias are the deployment's (targets.go).
+	Target Target
+	Alias  string
 }
 
 // DeploymentPage is one page of a project's deployments, newest first.

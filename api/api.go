@@ -331,6 +331,7 @@ func (s *server) register(api huma.API) {
 	s.registerTokens(api)
 	s.registerProjectDelete(api)
 	s.registerCancel(api)
+	s.registerTargets(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

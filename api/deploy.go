@@ -27,6 +27,9 @@ type DeployRequest struct {
 	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com, attached pending DNS verification when the deployment completes. Not an IP address, localhost, an API host name, or under the sites domain."`
 	InitFiles       []InitFile       `json:"initFiles,omitempty" doc:"The project's files. At most 10,000 files in initFiles and all diffs together; each file at most 25 MiB decoded; paths unique."`
 	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" maxItems:"100000" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles. At most 100,000 messages."`
+	// Targets and aliases (issue 11, targets.go).
+	Target string `json:"target,omitempty" enum:"production,preview" doc:"production (the default): the deployment goes live on the project's production alias when it completes, unless a newer one already has. preview: it gets its own URL only and never moves production nor custom domains; POST /deployments/{id}/promote makes it production. A preview takes no customDomain."`
+	Alias  string `json:"alias,omitempty" maxLength:"63" doc:"A stable alias name (a branch, a chat, a pull request): the deployment is also served at {alias}--{projectId}.{sites domain}, which always serves the newest completed deployment of the project with this alias. Lowercase letters, digits and '-', no '--'; the whole host label at most 63 bytes. Not available for projects whose id looks like the random part of a deployment host name (13 letters and digits, or 18 hex digits)."`
 }
 
 // InitFile is one file of the project.
@@ -353,6 +356,10 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 	if verr != nil {
 		return nil, verr
 	}
+	target, verr := checkTarget(req)
+	if verr != nil {
+		return nil, verr
+	}
 	if req.OrgID != tok.OrgID {
 		return nil, newError(http.StatusForbidden, libra.CodeForbidden, "this token may deploy only for its own org",
 			[]FieldError{{Field: "orgId", Message: "does not match the token's org"}})
@@ -405,6 +412,8 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 		OrgID:        req.OrgID,
 		UserID:       req.UserID,
 		CustomDomain: domain,
+		Target:       target,
+		Alias:        req.Alias,
 		Status:       libra.StatusQueued,
 		Steps:        libra.NewStepStates(),
 		Input:        input,

@@ -57,7 +57,7 @@ type unknownField struct{ name string }
 func (e unknownField) Error() string { return fmt.Sprintf("unknown field %q", e.name) }
 
 // deployKey is a top-level name. It refuses unknown names as they are read,
-// so the map it keys never holds more than the six known ones.
+// so the map it keys never holds more than the known ones.
 type deployKey string
 
 func (k *deployKey) UnmarshalText(b []byte) error {

@@ -62,11 +62,14 @@ type DeploymentItem struct {
 	URL        string       `json:"url,omitempty" doc:"The deployment's own immutable URL, once it is published."`
 	Production bool         `json:"production" doc:"Whether the project's production alias serves this deployment."`
 	Error      string       `json:"error,omitempty"`
+	Target     libra.Target `json:"target" enum:"production,preview" doc:"production or preview (see POST /deploy)."`
+	Alias      string       `json:"alias,omitempty" doc:"Its stable alias name, when it was deployed with one."`
 }
 
 func deploymentItem(d libra.DeploymentInfo) DeploymentItem {
 	return DeploymentItem{ID: d.ID, Status: d.Status, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt,
-		FinishedAt: d.FinishedAt, URL: d.URL, Production: d.Production, Error: d.Error}
+		FinishedAt: d.FinishedAt, URL: d.URL, Production: d.Production, Error: d.Error,
+		Target: targetOf(d.Target), Alias: d.Alias}
 }
 
 // Domain states.
@@ -281,6 +284,10 @@ func (s *server) deleteDeployment(ctx context.Context, in *deploymentPath) (*del
 		return nil, clientError(ctx, "delete deployment", fmt.Errorf("delete %s: %w", d.ID, err))
 	}
 	s.invalidate(d.SiteLabel)
+	if d.Alias != "" {
+		// Its stable alias may fall back to an older deployment.
+		s.invalidate(d.ProjectID)
+	}
 	loggerFrom(ctx).Info("deployment deleted", "deployment_id", d.ID, "project_id", d.ProjectID)
 	return &deletedOutput{Body: Deleted{Success: true, Message: "deployment " + d.ID + " deleted", Timestamp: libra.Now()}}, nil
 }

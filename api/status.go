@@ -47,6 +47,9 @@ type DeploymentStatus struct {
 	LogEntries   []libra.LogEntry `json:"logEntries,omitempty" doc:"The same lines as objects; only with logEntries=true."`
 	Error        string           `json:"error,omitempty"`
 	URL          string           `json:"url,omitempty" doc:"Where the deployment is live, once it is."`
+	Target       libra.Target     `json:"target" enum:"production,preview" doc:"production: it goes live on the project's production alias when it completes; preview: only at its own URL until promoted."`
+	Alias        string           `json:"alias,omitempty" doc:"Its stable alias name, when it was deployed with one."`
+	AliasURL     string           `json:"aliasUrl,omitempty" doc:"The stable alias's URL, which serves the newest completed deployment with this alias."`
 	Timestamp    time.Time        `json:"timestamp"`
 }
 
@@ -129,6 +132,9 @@ func (s *server) deployStatus(ctx context.Context, in *deployStatusInput) (*stat
 			LogEntries: entries,
 			Error:      d.Error,
 			URL:        d.URL,
+			Target:     targetOf(d.Target),
+			Alias:      d.Alias,
+			AliasURL:   s.stableAliasURL(d.ProjectID, d.Alias),
 			Timestamp:  libra.Now(),
 		},
 	}, nil

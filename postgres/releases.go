@@ -112,7 +112,8 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 			return err
 		}
 		var project, status, manifest string
-		err := tx.QueryRow(ctx, pg(storesql.RollbackTarget), deploymentID).Scan(&project, &status, &manifest)
+		var seq int64
+		err := tx.QueryRow(ctx, pg(storesql.RollbackTarget), deploymentID).Scan(&project, &status, &manifest, &seq)
 		if noRows(err) || err == nil && project != projectID {
 			// Another project's deployment is reported like a missing
 			// one: the caller may not learn what other projects hold.
@@ -126,7 +127,7 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 				Message: fmt.Sprintf("deployment %s is %s; only a completed deployment can serve production", deploymentID, status),
 				Details: map[string]any{"status": status}}
 		}
-		if _, err := tx.Exec(ctx, pg(storesql.PointAlias), deploymentID, projectID); err != nil {
+		if _, err := tx.Exec(ctx, pg(storesql.PointAlias), deploymentID, seq, seq, projectID); err != nil {
 			return fmt.Errorf("move alias: %w", err)
 		}
 		return flipped(ctx, tx, projectFlip(projectID))
@@ -136,10 +137,11 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 // DeleteDeployment removes a deployment that is final and not production.
 func (db *DB) DeleteDeployment(ctx context.Context, id string) error {
 	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var project, status string
+		var project, status, alias, host string
 		var current sql.NullString
 		var job sql.NullInt64
-		err := tx.QueryRow(ctx, pg(storesql.DeleteTarget)+` FOR UPDATE OF p`, id).Scan(&project, &status, &job, &current)
+		err := tx.QueryRow(ctx, pg(storesql.DeleteTarget)+` FOR UPDATE OF p`, id).
+			Scan(&project, &status, &job, &current, &alias, &host)
 		if noRows(err) {
 			return libra.Errorf(libra.CodeDeploymentNotFound, "no deployment %s", id)
 		}
@@ -158,7 +160,12 @@ func (db *DB) DeleteDeployment(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return flipped(ctx, tx, libra.SiteChange{SiteLabel: label})
+		changes := []libra.SiteChange{{SiteLabel: label}}
+		if alias != "" && host != "" {
+			// The alias falls back to its previous deployment.
+			changes = append(changes, libra.SiteChange{SiteLabel: libra.AliasLabel(alias, host)})
+		}
+		return flipped(ctx, tx, changes...)
 	})
 }
 

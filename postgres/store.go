@@ -139,7 +139,8 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 			return fmt.Errorf("enqueue: %w", err)
 		}
 		if _, err := tx.Exec(ctx, pg(storesql.InsertDeployment), d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID,
-			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth); err != nil {
+			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth,
+			storesql.TargetOf(d), d.Alias); err != nil {
 			return fmt.Errorf("insert deployment: %w", err)
 		}
 		return nil
@@ -290,37 +291,47 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		if err := guard(ctx, tx, id); err != nil {
 			return err
 		}
-		var seq int64
-		var project, domain, label string
-		err := tx.QueryRow(ctx, publishManifest, manifest, url, id).Scan(&seq, &project, &domain, &label)
+		pub, err := storesql.ScanPublished(tx.QueryRow(ctx, pg(storesql.PublishManifest), manifest, url, id))
 		if noRows(err) {
 			return storesql.PublishRefused(ctx, leaseTx{tx}, id)
 		}
 		if err != nil {
 			return fmt.Errorf("record manifest: %w", err)
 		}
-		// Its own host starts serving whether or not the alias moves.
-		changes := []libra.SiteChange{{SiteLabel: label}}
-		tag, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, seq, project, seq)
-		if err != nil {
-			return fmt.Errorf("move alias: %w", err)
+		// Its own host (and its stable alias, which it now serves as the
+		// alias's newest) start serving whether or not production moves.
+		changes := []libra.SiteChange{{SiteLabel: pub.SiteLabel}}
+		if label := pub.AliasLabel(); label != "" {
+			changes = append(changes, libra.SiteChange{SiteLabel: label})
 		}
-		if tag.RowsAffected() > 0 {
-			changes = append(changes, projectFlip(project))
-		}
-		if domain != "" {
-			if err := attachDomain(ctx, tx, project, domain); err != nil {
+		if pub.MovesProduction() {
+			moved, err := goLive(ctx, tx, id, pub)
+			if err != nil {
 				return err
+			}
+			if moved {
+				changes = append(changes, projectFlip(pub.ProjectID))
 			}
 		}
 		return flipped(ctx, tx, changes...)
 	})
 }
 
-// publishManifest is storesql.PublishManifest returning the site label too,
-// which the flip's notification names.
-const publishManifest = `UPDATE deployments SET manifest = $1, url = $2 WHERE id = $3 AND cancel_requested_at IS NULL
-	RETURNING seq, project_id, custom_domain, site_label`
+// goLive moves the project's production alias to a production deployment
+// that publishes (newest wins) and attaches its custom domain; moved says
+// whether the alias moved.
+func goLive(ctx context.Context, tx pgx.Tx, id string, pub storesql.Published) (moved bool, err error) {
+	tag, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, pub.Seq, pub.ProjectID, pub.Seq)
+	if err != nil {
+		return false, fmt.Errorf("move alias: %w", err)
+	}
+	if pub.Domain != "" {
+		if err := attachDomain(ctx, tx, pub.ProjectID, pub.Domain); err != nil {
+			return false, err
+		}
+	}
+	return tag.RowsAffected() > 0, nil
+}
 
 func attachDomain(ctx context.Context, tx pgx.Tx, project, domain string) error {
 	var owner string
@@ -426,9 +437,19 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 	return out, nil
 }
 
-// SiteByLabel returns what a deployment's own host serves.
+// SiteByLabel returns what a deployment's own host serves, or else what
+// the stable alias of that label serves (a deployment's label always wins:
+// see storesql.SiteByAlias).
 func (db *DB) SiteByLabel(ctx context.Context, label string) (string, string, error) {
-	return db.site(ctx, storesql.SiteByLabel, label)
+	id, manifest, err := db.site(ctx, storesql.SiteByLabel, label)
+	if !errors.Is(err, libra.ErrNotFound) {
+		return id, manifest, err
+	}
+	args, ok := storesql.AliasQuery(label)
+	if !ok {
+		return id, manifest, err
+	}
+	return db.site(ctx, storesql.SiteByAlias, args...)
 }
 
 // SiteByProject returns what a project's production alias serves.
@@ -441,11 +462,11 @@ func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, 
 	return db.site(ctx, storesql.SiteByDomain, domain)
 }
 
-func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {
+func (db *DB) site(ctx context.Context, query string, args ...any) (string, string, error) {
 	var id, manifest string
-	err := db.Pool.QueryRow(ctx, pg(query), key).Scan(&id, &manifest)
+	err := db.Pool.QueryRow(ctx, pg(query), args...).Scan(&id, &manifest)
 	if noRows(err) {
-		return "", "", fmt.Errorf("site %q: %w", key, libra.ErrNotFound)
+		return "", "", fmt.Errorf("site %q: %w", args[0], libra.ErrNotFound)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("select site: %w", err)

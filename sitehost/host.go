@@ -280,13 +280,19 @@ func (h *Host) IsSiteHost(host string) bool {
 }
 
 // Invalidate drops the cached lookups that a new production deployment of
-// the project changes: its alias, and every custom domain (which project a
-// domain belongs to is not known here, and domains are few). Requests after
-// Invalidate returns see the new deployment.
+// the project changes: its alias, every custom domain (which project a
+// domain belongs to is not known here, and domains are few) and the
+// project's stable aliases, {name}--{projectHost} (a publish, a delete or a
+// project's deletion may move them). Requests after Invalidate returns see
+// the new deployment. Given a site label or a stable alias's label, it drops
+// that name's lookup.
 func (h *Host) Invalidate(projectHost string) {
-	alias := strings.ToLower(projectHost) + h.suffix
+	host := strings.ToLower(projectHost)
+	alias := host + h.suffix
+	stable := libra.SiteLabelSeparator + host
 	h.aliases.invalidate(func(e *aliasEntry) bool {
-		return e.kind == kindDomain || e.name == alias
+		return e.kind == kindDomain || e.name == alias ||
+			e.kind == kindDeployment && strings.HasSuffix(e.label, stable)
 	})
 }
 

@@ -150,7 +150,7 @@ func (b *batcher) write(batch []*createRequest) ([]error, error) {
 	for i, r := range accepted {
 		d := r.d
 		if _, err := insert.ExecContext(ctx, d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID, d.CustomDomain, d.Status,
-			r.steps, r.input, jobIDs[i], micros(d.CreatedAt), d.QuotaMonth); err != nil {
+			r.steps, r.input, jobIDs[i], micros(d.CreatedAt), d.QuotaMonth, storesql.TargetOf(d), d.Alias); err != nil {
 			return nil, fmt.Errorf("insert deployment: %w", err)
 		}
 	}

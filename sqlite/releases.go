@@ -101,8 +101,9 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 	}
 	defer tx.Rollback()
 	var project, status, manifest string
+	var seq int64
 	err = tx.QueryRowContext(ctx, storesql.RollbackTarget, deploymentID).
-		Scan(&project, &status, &manifest)
+		Scan(&project, &status, &manifest, &seq)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && project != projectID {
 		// Another project's deployment is reported like a missing one:
 		// the caller may not learn what other projects hold.
@@ -116,7 +117,7 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 			Message: fmt.Sprintf("deployment %s is %s; only a completed deployment can serve production", deploymentID, status),
 			Details: map[string]any{"status": status}}
 	}
-	if _, err := tx.ExecContext(ctx, storesql.PointAlias, deploymentID, projectID); err != nil {
+	if _, err := tx.ExecContext(ctx, storesql.PointAlias, deploymentID, seq, seq, projectID); err != nil {
 		return fmt.Errorf("move alias: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -132,11 +133,13 @@ func (db *DB) DeleteDeployment(ctx context.Context, id string) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	var project, status string
+	// alias and host name the stable alias that may fall back; on one
+	// node the API's Invalidate covers it, so only PostgreSQL uses them.
+	var project, status, alias, host string
 	var current sql.NullString
 	var job sql.NullInt64
 	err = tx.QueryRowContext(ctx, storesql.DeleteTarget, id).
-		Scan(&project, &status, &job, &current)
+		Scan(&project, &status, &job, &current, &alias, &host)
 	if errors.Is(err, sql.ErrNoRows) {
 		return libra.Errorf(libra.CodeDeploymentNotFound, "no deployment %s", id)
 	}

@@ -241,32 +241,42 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	if err := guard(ctx, tx, id); err != nil {
 		return err
 	}
-	var seq int64
-	var project, domain string
-	err = tx.QueryRowContext(ctx, storesql.PublishManifest, manifest, url, id).Scan(&seq, &project, &domain)
+	pub, err := storesql.ScanPublished(tx.QueryRowContext(ctx, storesql.PublishManifest, manifest, url, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return storesql.PublishRefused(ctx, leaseTx{tx}, id)
 	}
 	if err != nil {
 		return fmt.Errorf("record manifest: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, storesql.MoveAlias, id, seq, project, seq); err != nil {
-		return fmt.Errorf("move alias: %w", err)
-	}
-	if domain != "" {
-		var owner string
-		err := tx.QueryRowContext(ctx,
-			`INSERT INTO domains (domain, project_id, created_at) VALUES (?, ?, ?)
-			 ON CONFLICT (domain) DO UPDATE SET domain = domain RETURNING project_id`,
-			domain, project, micros(libra.Now())).Scan(&owner)
-		if err != nil {
-			return fmt.Errorf("attach domain: %w", err)
-		}
-		if owner != project {
-			return libra.Permanent(libra.Errorf(libra.CodeDomainTaken, "domain %s belongs to another project", domain))
+	if pub.MovesProduction() {
+		if err := goLive(ctx, tx, id, pub); err != nil {
+			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// goLive moves the project's production alias to a production deployment
+// that publishes (newest wins) and attaches its custom domain.
+func goLive(ctx context.Context, tx *sql.Tx, id string, pub storesql.Published) error {
+	if _, err := tx.ExecContext(ctx, storesql.MoveAlias, id, pub.Seq, pub.ProjectID, pub.Seq); err != nil {
+		return fmt.Errorf("move alias: %w", err)
+	}
+	if pub.Domain == "" {
+		return nil
+	}
+	var owner string
+	err := tx.QueryRowContext(ctx,
+		`INSERT INTO domains (domain, project_id, created_at) VALUES (?, ?, ?)
+		 ON CONFLICT (domain) DO UPDATE SET domain = domain RETURNING project_id`,
+		pub.Domain, pub.ProjectID, micros(libra.Now())).Scan(&owner)
+	if err != nil {
+		return fmt.Errorf("attach domain: %w", err)
+	}
+	if owner != pub.ProjectID {
+		return libra.Permanent(libra.Errorf(libra.CodeDomainTaken, "domain %s belongs to another project", pub.Domain))
+	}
+	return nil
 }
 
 // DomainOwner returns the project a custom domain is attached to, or "".
@@ -353,9 +363,18 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 }
 
 // SiteByLabel returns what a deployment's own host, {label}.{sites domain},
-// serves.
+// serves, or else what the stable alias of that label serves (a deployment's
+// label always wins: see storesql.SiteByAlias).
 func (db *DB) SiteByLabel(ctx context.Context, label string) (string, string, error) {
-	return db.site(ctx, storesql.SiteByLabel, label)
+	id, manifest, err := db.site(ctx, storesql.SiteByLabel, label)
+	if !errors.Is(err, libra.ErrNotFound) {
+		return id, manifest, err
+	}
+	args, ok := storesql.AliasQuery(label)
+	if !ok {
+		return id, manifest, err
+	}
+	return db.site(ctx, storesql.SiteByAlias, args...)
 }
 
 // SiteByProject returns what a project's production alias serves.
@@ -369,11 +388,11 @@ func (db *DB) SiteByDomain(ctx context.Context, domain string) (string, string, 
 	return db.site(ctx, storesql.SiteByDomain, domain)
 }
 
-func (db *DB) site(ctx context.Context, query, key string) (string, string, error) {
+func (db *DB) site(ctx context.Context, query string, args ...any) (string, string, error) {
 	var id, manifest string
-	err := db.readRow(ctx, query, key).Scan(&id, &manifest)
+	err := db.readRow(ctx, query, args...).Scan(&id, &manifest)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", fmt.Errorf("site %q: %w", key, libra.ErrNotFound)
+		return "", "", fmt.Errorf("site %q: %w", args[0], libra.ErrNotFound)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("select site: %w", err)

@@ -14,12 +14,13 @@ const (
 	SelectQuotaUsed = `SELECT used FROM quota_usage WHERE org_id = ? AND month = ?`
 
 	InsertDeployment = `INSERT INTO deployments (id, site_label, project_id, org_id, user_id, custom_domain,
-		status, steps, input, job_id, created_at, quota_month) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		status, steps, input, job_id, created_at, quota_month, target, alias)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	SelectDeployment = `SELECT ` + DeploymentColumns + ` FROM deployments WHERE id = ?`
 	// PublishManifest matches no row once a cancel was requested: cancel
 	// and publish are decided by whichever commits first (PublishRefused).
 	PublishManifest = `UPDATE deployments SET manifest = ?, url = ? WHERE id = ? AND cancel_requested_at IS NULL
-		RETURNING seq, project_id, custom_domain`
+		RETURNING seq, project_id, custom_domain, site_label, target, alias`
 	// MoveAlias is newest-wins: the alias moves only to a deployment newer
 	// than every one the project published before.
 	MoveAlias = `UPDATE projects SET current_deployment = ?, current_seq = ?
@@ -29,7 +30,16 @@ const (
 		SELECT id, ts, step, level, message FROM deployment_logs WHERE deployment_id = ? ORDER BY id DESC LIMIT ?
 	) AS newest ORDER BY id`
 
-	SiteByLabel   = `SELECT id, manifest FROM deployments WHERE site_label = ? AND manifest != ''`
+	SiteByLabel = `SELECT id, manifest FROM deployments WHERE site_label = ? AND manifest != ''`
+	// SiteByAlias serves the newest published deployment of an alias
+	// (parameters: project host, alias name, the whole label). A label that
+	// is any deployment's site label, published or not, is never an
+	// alias's: deployment labels win (targets.go). "alias != ''" lets both
+	// databases use the partial index deployments_alias.
+	SiteByAlias = `SELECT d.id, d.manifest FROM projects p JOIN deployments d ON d.project_id = p.id
+		WHERE p.host = ? AND d.alias = ? AND d.alias != '' AND d.manifest != ''
+		  AND NOT EXISTS (SELECT 1 FROM deployments x WHERE x.site_label = ?)
+		ORDER BY d.seq DESC LIMIT 1`
 	SiteByProject = `SELECT d.id, d.manifest FROM projects p JOIN deployments d ON d.id = p.current_deployment
 		WHERE p.host = ?`
 	// SiteByDomain serves nothing while a domain is pending: nothing proved
@@ -44,9 +54,16 @@ const (
 	SelectRelease = `SELECT current_seq, current_deployment FROM projects WHERE id = ?`
 	SelectInfo    = `SELECT ` + InfoColumns + ` FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = ?`
 
-	RollbackTarget = `SELECT project_id, status, manifest FROM deployments WHERE id = ?`
-	PointAlias     = `UPDATE projects SET current_deployment = ? WHERE id = ?`
-	DeleteTarget   = `SELECT d.project_id, d.status, d.job_id, p.current_deployment
+	RollbackTarget = `SELECT project_id, status, manifest, seq FROM deployments WHERE id = ?`
+	// PointAlias points production at a deployment (rollback, promote) and
+	// raises the newest-wins mark to it when it is newer: a promoted
+	// preview is then never taken back by an older deployment that
+	// publishes later, while a rollback to an older one leaves the mark as
+	// it was. Parameters: deployment id, its seq twice, project id.
+	PointAlias = `UPDATE projects SET current_deployment = ?,
+		current_seq = CASE WHEN current_seq IS NULL OR current_seq < ? THEN ? ELSE current_seq END
+		WHERE id = ?`
+	DeleteTarget = `SELECT d.project_id, d.status, d.job_id, p.current_deployment, d.alias, coalesce(p.host, '')
 		FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = ?`
 	DeleteLogs       = `DELETE FROM deployment_logs WHERE deployment_id = ?`
 	DeleteDeployment = `DELETE FROM deployments WHERE id = ?`
@@ -56,15 +73,18 @@ const (
 	DeleteFinishedJob = `DELETE FROM river_job WHERE id = ? AND state IN ('completed', 'cancelled', 'discarded')`
 
 	// Prunable selects deployments that retention may remove: final, not
-	// production, and not among their project's newest keep (first
+	// production, not what a stable alias serves (its newest published
+	// deployment), and not among their project's newest keep (first
 	// parameter); at most the second parameter of them.
 	Prunable = `SELECT d.id, d.site_label, d.project_id, d.status, d.created_at, d.job_id FROM (
-		SELECT id, site_label, project_id, status, created_at, job_id, seq,
+		SELECT id, site_label, project_id, status, created_at, job_id, seq, alias, manifest,
 		       row_number() OVER (PARTITION BY project_id ORDER BY seq DESC) AS newest_first
 		FROM deployments) d
 		JOIN projects p ON p.id = d.project_id
 		WHERE d.newest_first > ? AND d.status IN ('completed', 'failed', 'cancelled')
 		  AND (p.current_deployment IS NULL OR p.current_deployment != d.id)
+		  AND NOT (d.alias != '' AND d.manifest != '' AND NOT EXISTS (SELECT 1 FROM deployments n
+		    WHERE n.project_id = d.project_id AND n.alias = d.alias AND n.manifest != '' AND n.seq > d.seq))
 		ORDER BY d.seq LIMIT ?`
 
 	RefsColumns = `seq, id, project_id, status, manifest, input`

@@ -10,7 +10,7 @@ import (
 
 // DeploymentColumns are what ScanDeployment reads.
 const DeploymentColumns = `id, site_label, project_id, org_id, user_id, custom_domain, status, current_step, progress, steps,
-	error, url, input, manifest, attempt, created_at, started_at, finished_at, quota_month, quota_refunded`
+	error, url, input, manifest, attempt, created_at, started_at, finished_at, quota_month, quota_refunded, target, alias`
 
 // ScanDeployment reads a row of DeploymentColumns.
 func ScanDeployment(row Scanner) (*libra.Deployment, error) {
@@ -19,7 +19,8 @@ func ScanDeployment(row Scanner) (*libra.Deployment, error) {
 	var created int64
 	var started, finished sql.NullInt64
 	err := row.Scan(&d.ID, &d.SiteLabel, &d.ProjectID, &d.OrgID, &d.UserID, &d.CustomDomain, &d.Status, &d.CurrentStep, &d.Progress,
-		&steps, &d.Error, &d.URL, &input, &d.Manifest, &d.Attempt, &created, &started, &finished, &d.QuotaMonth, &d.QuotaRefunded)
+		&steps, &d.Error, &d.URL, &input, &d.Manifest, &d.Attempt, &created, &started, &finished, &d.QuotaMonth, &d.QuotaRefunded,
+		&d.Target, &d.Alias)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +56,8 @@ func ScanProject(row Scanner) (libra.Project, error) {
 // projects p. The production test is spelled so that it is a boolean in
 // PostgreSQL and 0 or 1 in SQLite, never NULL.
 const InfoColumns = `d.seq, d.id, d.project_id, d.org_id, d.status, d.error, d.url, d.manifest,
-	d.created_at, d.started_at, d.finished_at, (p.current_deployment IS NOT NULL AND p.current_deployment = d.id)`
+	d.created_at, d.started_at, d.finished_at, (p.current_deployment IS NOT NULL AND p.current_deployment = d.id),
+	d.target, d.alias`
 
 // ScanInfo reads a row of InfoColumns and returns its seq too.
 func ScanInfo(row Scanner) (int64, libra.DeploymentInfo, error) {
@@ -63,7 +65,7 @@ func ScanInfo(row Scanner) (int64, libra.DeploymentInfo, error) {
 	var seq, created int64
 	var started, finished sql.NullInt64
 	err := row.Scan(&seq, &d.ID, &d.ProjectID, &d.OrgID, &d.Status, &d.Error, &d.URL, &d.Manifest,
-		&created, &started, &finished, &d.Production)
+		&created, &started, &finished, &d.Production, &d.Target, &d.Alias)
 	if err != nil {
 		return 0, d, err
 	}

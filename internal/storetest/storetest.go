@@ -61,6 +61,12 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CancelExpiredLease", testCancelExpiredLease},
 		{"CancelPublishRace", testCancelPublishRace},
 		{"CancelReaped", testCancelReaped},
+		// Targets and stable aliases (targets.go).
+		{"PreviewTarget", testPreviewTarget},
+		{"PromoteNewestWins", testPromoteNewestWins},
+		{"Aliases", testAliases},
+		{"AliasNeverShadowsSiteLabel", testAliasNeverShadowsSiteLabel},
+		{"AliasRetention", testAliasRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
