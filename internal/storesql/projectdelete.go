@@ -20,5 +20,5 @@ const (
 // DeleteProjectSteps are the deletes in order: children before the rows
 // they refer to.
 var DeleteProjectSteps = []string{
-	DeleteProjectLogs, DeleteProjectJobs, DeleteProjectDeployments, DeleteProjectDomains, DeleteProjectRow,
+	DeleteProjectLogs, DeleteProjectJobs, DeleteProjectDeployments, DeleteProjectDomains, DeleteProjectEnv, DeleteProjectRow,
 }
