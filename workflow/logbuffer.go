@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,10 @@ func (b *logBuffer) Redact(secrets ...string) {
 			b.secrets = append(b.secrets, s)
 		}
 	}
+	// Longest first: a secret that contains another is replaced whole,
+	// not left with the other's "[REDACTED]" in its middle and the rest
+	// of it in clear.
+	slices.SortStableFunc(b.secrets, func(x, y string) int { return len(y) - len(x) })
 }
 
 // redact hides the known secrets in line.
