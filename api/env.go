@@ -51,7 +51,7 @@ type envKeyPath struct {
 type envPutInput struct {
 	ProjectID string `path:"projectId" maxLength:"128" doc:"The project's id."`
 	Key       string `path:"key" maxLength:"256" doc:"The variable's name: letters, digits and underscores, not starting with a digit."`
-	Body struct {
+	Body      struct {
 		Value  string `json:"value" doc:"The value, at most 16 KiB; a secret's at least 8 bytes."`
 		Secret bool   `json:"secret,omitempty" doc:"Write-only: encrypted at rest, never returned, redacted from every log."`
 	}
