@@ -11,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/libra-deploy/libra-deploy/internal/pgtest"
+	"github.com/libra-deploy/libra-deploy/internal/s3test"
 )
 
 // envBuild is a project whose install (preinstall) and build print the
@@ -290,5 +295,60 @@ func TestSecretKeyAtStartUp(t *testing.T) {
 				t.Fatalf("serve: %v (ctx %v), output:\n%s\nwant an error with %q", err, ctx.Err(), out, tt.want)
 			}
 		})
+	}
+}
+
+// TestBuildSecretsAcrossNodesPostgres: on PostgreSQL and S3, a secret set through
+// node 1 is listed by node 2 and seen by a build that node 2 accepted
+// (whichever node runs it: both share LIBRA_SECRET_KEY); the database holds
+// only its sealed form.
+func TestBuildSecretsAcrossNodesPostgres(t *testing.T) {
+	dbURL := pgtest.Database(t, pgTemplate)
+	gw := s3test.Start(t) // one artifact store: either node serves what the other built
+	n1 := startServer(t, append(gw.Env(s3Prefix), "POSTGRES_URL="+dbURL)...)
+	n2 := startServer(t, append(gw.Env(s3Prefix), "POSTGRES_URL="+dbURL)...)
+	tok := pgAdmin(t, n1, dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
+	pgAdmin(t, n1, dbURL, "project", "create", "--org", "acme", "--id", "envsite")
+	var bodies [][]byte
+	c1, c2 := envClient{s: n1, tok: tok, bodies: &bodies}, envClient{s: n2, tok: tok, bodies: &bodies}
+	secret, multi := randomSecret(t, "pg-secret-"), randomSecret(t, "pg-multi-")
+	for _, v := range []struct {
+		key, value string
+		secret     bool
+	}{{"PUBLIC_GREETING", "hello-from-pg", false}, {"API_SECRET", secret, true}, {"MULTI_LINE", multi, true}} {
+		if r := c1.put("envsite", v.key, v.value, v.secret); r.status != 200 {
+			t.Fatalf("PUT %s on node 1: %d %s", v.key, r.status, r.body)
+		}
+	}
+	if r := c2.do("GET", "/projects/envsite/env", nil); r.status != 200 || strings.Count(string(r.body), `"key"`) != 3 {
+		t.Fatalf("GET env on node 2: %d %s", r.status, r.body)
+	}
+	id := deployFiles(n2, tok, "acme", "envsite", envBuild()).str("deploymentId")
+	st := n2.waitFinal(id, 120*time.Second)
+	bodies = append(bodies, st.body)
+	if st.str("status") != "completed" {
+		t.Fatalf("build: %s", st.body)
+	}
+	checkSite(t, n1, id, "hello-from-pg", secret, multi)
+	for i, b := range bodies {
+		if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(multi)) {
+			t.Errorf("response %d holds a secret: %s", i, b)
+		}
+	}
+	checkSealedInPostgres(t, dbURL, secret)
+}
+
+// checkSealedInPostgres: the secret's row holds the sealed form only.
+func checkSealedInPostgres(t *testing.T, dbURL, secret string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var value string
+	err = conn.QueryRow(context.Background(), `SELECT value FROM project_env WHERE project_id = 'envsite' AND key = 'API_SECRET'`).Scan(&value)
+	if err != nil || !strings.HasPrefix(value, "v1:") || strings.Contains(value, secret) {
+		t.Fatalf("stored secret: %q, %v; want only its sealed form", value, err)
 	}
 }
