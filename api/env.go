@@ -172,7 +172,8 @@ func (s *server) registerEnv(api huma.API) {
 			"Names the build sandbox sets (PATH, HOME, NODE_OPTIONS, proxies, ...) and names starting with LIBRA_ or LD_ are refused; " +
 			"at most 64 variables of at most 16 KiB; a secret has at least 8 bytes." + envDoc,
 		Tags: []string{"Projects"}, Security: tokenSecurity, Middlewares: huma.Middlewares{s.authenticate, requireJSON},
-		MaxBodyBytes: 64 << 10,
+		// JSON may spell each byte of a value as a six-byte \u escape.
+		MaxBodyBytes: 6*libra.MaxEnvValueBytes + 4096,
 		Errors:       []int{400, 401, 404, 413, 415, 429, 503},
 	}, s.putEnv)
 	huma.Register(api, huma.Operation{

@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -46,4 +47,20 @@ func TestRedactLongestFirst(t *testing.T) {
 			t.Errorf("part of a secret survived in %q", b.redact(tt.in))
 		}
 	}
+}
+
+// BenchmarkRedactLine: the cost redaction adds to each build output line
+// for a project with the most secrets allowed (64).
+func BenchmarkRedactLine(b *testing.B) {
+	buf := &logBuffer{logger: slog.Default()}
+	for i := range 64 {
+		buf.Redact(fmt.Sprintf("secret-value-%02d-0123456789abcdef", i))
+	}
+	line := strings.Repeat("compiling module ./src/components/Widget.tsx ", 3)
+	for b.Loop() {
+		if buf.redact(line) != line {
+			b.Fatal("a clean line changed")
+		}
+	}
+	b.ReportMetric(float64(len(line)), "bytes/line")
 }

@@ -142,3 +142,21 @@ func TestKeyFile(t *testing.T) {
 		t.Fatal("a corrupt key file was accepted")
 	}
 }
+
+// BenchmarkSealOpen: one 64-byte secret sealed and opened.
+func BenchmarkSealOpen(b *testing.B) {
+	box, err := New(bytes.Repeat([]byte{9}, KeySize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := strings.Repeat("s", 64)
+	for b.Loop() {
+		sealed, err := box.Seal(value, "project\x00KEY")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := box.Open(sealed, "project\x00KEY"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
