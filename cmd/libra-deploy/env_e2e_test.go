@@ -330,6 +330,10 @@ func TestBuildSecretsAcrossNodesPostgres(t *testing.T) {
 		t.Fatalf("build: %s", st.body)
 	}
 	checkSite(t, n1, id, "hello-from-pg", secret, multi)
+	// The nodes run with LIBRA_SECRET_KEY set: the build must not see it.
+	if !strings.Contains(string(st.body), "platform=none") || strings.Contains(string(st.body), testSecretKey) {
+		t.Errorf("the platform's key reached the build: %s", tail(string(st.body), 2000))
+	}
 	for i, b := range bodies {
 		if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(multi)) {
 			t.Errorf("response %d holds a secret: %s", i, b)
