@@ -26,6 +26,8 @@ type Store interface {
 	ListProjects(ctx context.Context, orgID string) ([]Project, error)
 	// Deleting a project (projectdelete.go).
 	ProjectDeleteStore
+	// Build environment per project (projectenv.go).
+	EnvStore
 
 	SetQuota(ctx context.Context, orgID string, limit int) error
 	Quota(ctx context.Context, orgID string, month string) (*Quota, error)

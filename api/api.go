@@ -41,6 +41,9 @@ type Config struct {
 	// only to admin callers: see requireAdmin.
 	Admin     map[string]http.Handler
 	Artifacts libra.ArtifactStore
+	// EnvSealer encrypts build secrets (env.go); without it, setting a
+	// secret answers 503.
+	EnvSealer Sealer
 	// Sites may be nil.
 	Sites SiteHost
 	// Checks are the health checks by name ("database", "queue", ...). When
@@ -332,6 +335,7 @@ func (s *server) register(api huma.API) {
 	s.registerProjectDelete(api)
 	s.registerCancel(api)
 	s.registerTargets(api)
+	s.registerEnv(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

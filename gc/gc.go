@@ -64,7 +64,11 @@ type Collector struct {
 	// Removed, when set, is told about each deployment retention deleted,
 	// so that the site host stops serving it at once.
 	Removed func(p libra.PrunedDeployment)
-	Logger  *slog.Logger
+	// Measured, when set, is told what the store holds after each pass
+	// that changed anything (not a dry run) and after Measure: metrics keep
+	// the store's size from it instead of walking the store per scrape.
+	Measured func(stored Tally)
+	Logger   *slog.Logger
 }
 
 // Tally counts blobs and their bytes.
@@ -181,7 +185,23 @@ func (c *Collector) Collect(ctx context.Context, dryRun bool) (*Report, error) {
 		}
 	}
 	rep.Duration = time.Since(start)
+	if !dryRun && c.Measured != nil {
+		c.Measured(Tally{Blobs: rep.Stored.Blobs - rep.Removed.Blobs, Bytes: rep.Stored.Bytes - rep.Removed.Bytes})
+	}
 	return rep, nil
+}
+
+// Measure counts what the store holds, without deciding anything, and
+// tells Measured: the figure a service has before its first pass.
+func (c *Collector) Measure(ctx context.Context) (Tally, error) {
+	var t Tally
+	if err := c.Blobs.Walk(ctx, func(b Blob) error { t.add(b.Size); return nil }); err != nil {
+		return t, fmt.Errorf("list blobs: %w", err)
+	}
+	if c.Measured != nil {
+		c.Measured(t)
+	}
+	return t, nil
 }
 
 // referenced returns the set of blobs that the deployments still in the

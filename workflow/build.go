@@ -28,6 +28,11 @@ func (ru *run) build(ctx context.Context) error {
 		ru.logs.Add(libra.StepBuild, "info", "static site: publishing the files as they are")
 		return nil
 	}
+	env, err := ru.loadEnv(ctx)
+	if err != nil {
+		return err
+	}
+	ru.env = env
 	if err := ru.exec(ctx, "install", ru.plan.InstallCommand, true, ru.r.InstallTimeout); err != nil {
 		return err
 	}
@@ -72,6 +77,7 @@ func (ru *run) exec(ctx context.Context, phase string, args []string, network bo
 	start := time.Now()
 	code, err := ru.sandbox.Run(ctx, libra.Command{
 		Args:    args,
+		Env:     ru.env,
 		Network: network,
 		Timeout: timeout,
 		Output: func(line string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type logBuffer struct {
 	written int
 	dropped int
 	secrets []string
+	// redactor replaces every secret in one pass over a line; rebuilt by
+	// Redact, which runs a few times per deployment, not per line.
+	redactor *strings.Replacer
 
 	stop chan struct{}
 	done chan struct{}
@@ -72,6 +76,15 @@ func (b *logBuffer) Redact(secrets ...string) {
 			b.secrets = append(b.secrets, s)
 		}
 	}
+	// Longest first: where two secrets start at the same place (one
+	// contains the other) the Replacer takes the first listed, so the
+	// longer is replaced whole rather than its tail left in clear.
+	slices.SortStableFunc(b.secrets, func(x, y string) int { return len(y) - len(x) })
+	pairs := make([]string, 0, 2*len(b.secrets))
+	for _, s := range b.secrets {
+		pairs = append(pairs, s, "[REDACTED]")
+	}
+	b.redactor = strings.NewReplacer(pairs...)
 }
 
 // redact hides the known secrets in line.
@@ -82,10 +95,10 @@ func (b *logBuffer) redact(line string) string {
 }
 
 func (b *logBuffer) redactLocked(line string) string {
-	for _, s := range b.secrets {
-		line = strings.ReplaceAll(line, s, "[REDACTED]")
+	if b.redactor == nil {
+		return line
 	}
-	return line
+	return b.redactor.Replace(line)
 }
 
 // Add appends a line.

@@ -67,6 +67,9 @@ type Runner struct {
 	// Secrets are values (API keys, database URLs) that must never appear
 	// in a deployment's log; any line containing one is redacted.
 	Secrets []string
+	// Env opens projects' build secrets (env.go); nil when the server has
+	// no secret key, and then a project with a secret cannot build.
+	Env EnvOpener
 	// BeforeStep, when set, runs before each step; an error it returns is
 	// that step's error. Tests use it to slow a step or inject a fault; the
 	// steps themselves do not know it exists.
@@ -88,6 +91,8 @@ type run struct {
 	workDir string
 	plan    *build.Plan
 	sandbox libra.Sandbox
+	// env is the project's build environment, read when the build starts.
+	env     map[string]string
 	fullLog *fullLog
 	// outDir is the directory that deploy publishes, relative to workDir,
 	// set by build.

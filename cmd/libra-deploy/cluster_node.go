@@ -44,7 +44,12 @@ func (lc *localCluster) startNode(i int) (*clusterNode, error) {
 		logPath: filepath.Join(lc.dir, "logs", fmt.Sprintf("node%d.log", i))}
 	dataDir := filepath.Join(lc.dir, fmt.Sprintf("node%d", i))
 	n.cmd = exec.Command(exe, "serve", "--addr", lc.nodeAddr(i), "--data-dir", dataDir)
+	key, err := clusterSecretKey(lc.dir)
+	if err != nil {
+		return nil, err
+	}
 	n.cmd.Env = append(filteredEnv(), lc.s3Env...)
+	n.cmd.Env = append(n.cmd.Env, secretKeyVar+"="+key)
 	n.cmd.Env = append(n.cmd.Env, "POSTGRES_URL="+lc.dbURL, "NODE_ID="+n.id,
 		"SANDBOX_ROOT="+filepath.Join(lc.dir, fmt.Sprintf("node%d-sandbox", i)))
 	// A node must not outlive the cluster command, however that one ends;

@@ -96,7 +96,7 @@ type config struct {
 
 // secretVars are the environment variables whose values must never reach a
 // log line; their values are redacted from build output too.
-var secretVars = []string{"E2B_API_KEY", "DAYTONA_API_KEY", "POSTGRES_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_ZONE_ID", "ADMIN_TOKEN"}
+var secretVars = []string{"E2B_API_KEY", "DAYTONA_API_KEY", "POSTGRES_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_ZONE_ID", "ADMIN_TOKEN", secretKeyVar}
 
 func (c *config) secrets() []string {
 	var out []string

@@ -95,6 +95,9 @@ func startServer(t testing.TB, env ...string) *server {
 	return s
 }
 
+// testSecretKey is the LIBRA_SECRET_KEY of servers on PostgreSQL.
+const testSecretKey = "bGlicmEtZGVwbG95LWUyZS10ZXN0LXNlY3JldC1rZXk="
+
 // newServer prepares a server on a fresh data directory without starting
 // it, for a test that puts something there first.
 func newServer(t testing.TB, env ...string) *server {
@@ -117,6 +120,10 @@ func newServer(t testing.TB, env ...string) *server {
 		fmt.Sprintf("SANDBOX_UID_BASE=%d", 400000+(os.Getpid()%500)*200+int(n%20)*10),
 		"SANDBOX_CGROUP=" + cgroup,
 		"SANDBOX_ROOT=" + root,
+	}
+	if slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "POSTGRES_URL=") }) {
+		// Cluster mode requires the key; nodes of one test share it.
+		s.base = append(s.base, "LIBRA_SECRET_KEY="+testSecretKey)
 	}
 	t.Cleanup(func() {
 		s.kill()

@@ -44,6 +44,9 @@ func (s *service) startOps(ctx context.Context) (func(), error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	if err := metrics.RegisterDataDir(s.c.DataDir); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	s.admin = map[string]http.Handler{}
 	if qc, ok := s.db.(queueConsole); ok {
 		h, err := qc.QueueConsole(ctx, s.log)

@@ -14,6 +14,7 @@ import (
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/gc"
+	"github.com/libra-deploy/libra-deploy/internal/metrics"
 )
 
 // gcConfig is retention and garbage collection: how many deployments each
@@ -115,11 +116,17 @@ func startGC(ctx context.Context, g *gcConfig, store libra.ReleaseStore, artifac
 	}
 	c := g.collector(store, artifacts, logger)
 	c.Removed = func(p libra.PrunedDeployment) { invalidate(p.SiteLabel) }
+	c.Measured = func(t gc.Tally) { metrics.ArtifactStoreMeasured(t.Blobs, t.Bytes) }
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// /metrics has the store's size from the start, not only after
+		// the first pass (GC_INTERVAL later).
+		if _, err := c.Measure(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("measure the artifact store", "error", err)
+		}
 		c.Run(ctx, g.Interval)
 	}()
 	return func() { cancel(); wg.Wait() }

@@ -41,6 +41,8 @@ type service struct {
 	sites     *sitehost.Host
 	// admin are the routes only ADMIN_TOKEN opens (metrics.go).
 	admin map[string]http.Handler
+	// envSecrets seals and opens projects' build secrets (secretkey.go).
+	envSecrets *lazyBox
 }
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
@@ -184,6 +186,9 @@ func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.envSecrets, err = secretBox(c.DataDir, postgresURL() != ""); err != nil {
+		return nil, err
+	}
 	return &workflow.Runner{
 		Artifacts:       s.artifacts.Store,
 		Sandboxes:       s.sandboxes,
@@ -196,6 +201,7 @@ func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
 		InstallTimeout:  c.InstallTimeout,
 		BuildTimeout:    c.BuildTimeout,
 		Secrets:         c.secrets(),
+		Env:             s.envSecrets,
 		MaxOutputBytes:  int64(c.OutputLimitMB) << 20,
 		BuildLogLimit:   int64(c.BuildLogLimitMB) << 20,
 		DeadLetterQueue: c.DLQName,
@@ -340,6 +346,7 @@ func (s *service) apiHandler(verifyDomain verifyFunc, stopping <-chan struct{}) 
 		AdminToken:   adminToken(),
 		Admin:        s.admin,
 		SiteServed:   metrics.SiteServed,
+		EnvSealer:    s.envSecrets,
 	})
 }
 

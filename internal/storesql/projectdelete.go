@@ -20,5 +20,6 @@ const (
 // DeleteProjectSteps are the deletes in order: children before the rows
 // they refer to.
 var DeleteProjectSteps = []string{
-	DeleteProjectLogs, DeleteProjectEvents, DeleteProjectJobs, DeleteProjectDeployments, DeleteProjectDomains, DeleteProjectRow,
+	DeleteProjectLogs, DeleteProjectEvents, DeleteProjectJobs, DeleteProjectDeployments, DeleteProjectDomains,
+	DeleteProjectEnv, DeleteProjectRow,
 }

@@ -48,6 +48,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RollbackAndRelease", testRollback},
 		{"DeleteDeployment", testDeleteDeployment},
 		{"DeleteProject", testDeleteProject},
+		{"Env", testEnv},
+		{"EnvCap", testEnvCap},
 		{"Retention", testRetention},
 		{"DeploymentRefs", testDeploymentRefs},
 		{"ManyDeployments", testManyDeployments},
