@@ -182,7 +182,12 @@ func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	target, err := deployTarget()
+	if err != nil {
+		return nil, err
+	}
 	return &workflow.Runner{
+		Target:          target,
 		Artifacts:       s.artifacts.Store,
 		Sandboxes:       s.sandboxes,
 		WorkRoot:        c.workDir(),
@@ -329,6 +334,7 @@ func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
 		SitesDomain:  c.SitesDomain,
 		SiteURL:      s.runner.SiteURL,
 		Invalidate:   s.sites.Invalidate,
+		Republish:    republisher(s.runner.Target, s.db, s.artifacts.Store),
 		Logger:       s.log,
 		APIHosts:     c.APIHosts,
 		VerifyDomain: verifyDomain,

@@ -191,6 +191,9 @@ func checkMultipart(route *routers.Route, contentType string, body []byte) error
 		return errors.New("the spec takes no multipart/form-data body here")
 	}
 	schema := rb.Value.Content.Get("multipart/form-data").Schema
+	if schema == nil || schema.Value == nil {
+		return nil
+	}
 	_, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return fmt.Errorf("content type: %w", err)
@@ -207,17 +210,24 @@ func checkMultipart(route *routers.Route, contentType string, body []byte) error
 		}
 		b, _ := io.ReadAll(part)
 		var v any = string(b)
-		if strings.HasPrefix(part.Header.Get("Content-Type"), "application/json") {
+		if isObject(schema, part.FormName()) {
 			if err := json.Unmarshal(b, &v); err != nil {
 				return fmt.Errorf("part %s: %w", part.FormName(), err)
 			}
 		}
 		obj[part.FormName()] = v
 	}
-	if schema == nil || schema.Value == nil {
-		return nil
-	}
 	return schema.Value.VisitJSON(obj, openapi3.MultiErrors())
+}
+
+// isObject: the spec types the named part as a JSON object (the Worker's
+// metadata); every other part is content, checked as a string.
+func isObject(schema *openapi3.SchemaRef, name string) bool {
+	if schema == nil || schema.Value == nil {
+		return false
+	}
+	prop := schema.Value.Properties[name]
+	return prop != nil && prop.Value != nil && prop.Value.Type.Is("object")
 }
 
 func (c *SpecChecker) checkResponse(r *http.Request, in *openapi3filter.RequestValidationInput, rec *httptest.ResponseRecorder) {

@@ -1,0 +1,154 @@
+package main_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libra-deploy/libra-deploy/deploytarget/cloudflare"
+	"github.com/libra-deploy/libra-deploy/internal/fakecloudflare"
+)
+
+const (
+	cfAccount = "0123456789abcdef0123456789abcdef"
+	cfToken   = "cf-e2e-token-never-in-a-log"
+)
+
+// cloudflareFake serves a fake Cloudflare account (spec-checked when the
+// spec is there) and returns the server env that points the service at it
+// with token.
+func cloudflareFake(t *testing.T, token string) (*fakecloudflare.Fake, []string) {
+	t.Helper()
+	fake := fakecloudflare.New(cfAccount, cfToken)
+	srv := httptest.NewServer(specChecked(t, fake))
+	t.Cleanup(srv.Close)
+	return fake, append(append([]string(nil), noLimit...), "DEPLOY_TARGET=cloudflare", "CLOUDFLARE_API_BASE_URL="+srv.URL,
+		"CLOUDFLARE_ACCOUNT_ID="+cfAccount, "CLOUDFLARE_API_TOKEN="+token)
+}
+
+// specChecked wraps h in the Cloudflare spec check; every violation fails
+// the test at its end.
+func specChecked(t *testing.T, h http.Handler) http.Handler {
+	spec, err := fakecloudflare.LoadSpec(fakecloudflare.FindSpec())
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		t.Logf("SKIPPING the spec check of Cloudflare traffic: %v", err)
+		return h
+	case err != nil:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		checked, violations, unspecified := spec.Report()
+		t.Logf("Cloudflare spec check: %d exchanges checked; outside the spec subset: %v", checked, unspecified)
+		for _, v := range violations {
+			t.Errorf("spec violation: %s", v)
+		}
+	})
+	return spec.Wrap(h)
+}
+
+// noSecret fails when the API token shows in a response or the server log.
+func noSecret(t *testing.T, s *server, bodies ...[]byte) {
+	t.Helper()
+	for _, b := range append(bodies, []byte(s.logs.String())) {
+		if strings.Contains(string(b), cfToken) {
+			t.Fatal("the Cloudflare API token appears in a response or the server log")
+		}
+	}
+}
+
+func TestCloudflareStaticSiteRedeployAndRollback(t *testing.T) {
+	fake, env := cloudflareFake(t, cfToken)
+	s := startServer(t, env...)
+	tok := s.setup("acme", "Shop")
+	files := map[string]string{
+		"index.html": "<h1>v1</h1>", "about/index.html": "<p>about</p>", "app.js": "console.log(1)", "style.css": "body{}",
+		"_headers": "/*\n  X-Frame-Options: DENY\n", "_redirects": "/old /about 301\n",
+		"wrangler.json": `{"assets": {"directory": ".", "not_found_handling": "404-page", "html_handling": "drop-trailing-slash"}}`,
+	}
+	first := s.deployWait(tok, site("acme", "Shop", files), "completed")
+	st := s.waitFinal(first, time.Second)
+	if got := st.str("url"); got != "https://libra-shop.libra-test.workers.dev/" {
+		t.Fatalf("url = %q, want the Worker's workers.dev URL", got)
+	}
+	sc := fake.Script("libra-shop")
+	if sc == nil {
+		t.Fatal("no Worker uploaded")
+	}
+	// wrangler.json is published as an asset too: it is in the output dir.
+	if n := len(fake.Uploaded()); n != 5 || len(sc.Assets) != 5 {
+		t.Fatalf("uploaded %d assets, Worker has %d, want 5 each: %v", n, len(sc.Assets), sc.Assets)
+	}
+	cfg := sc.Metadata["assets"].(map[string]any)["config"].(map[string]any)
+	if cfg["_headers"] != files["_headers"] || cfg["_redirects"] != files["_redirects"] ||
+		cfg["not_found_handling"] != "404-page" || cfg["html_handling"] != "drop-trailing-slash" {
+		t.Fatalf("assets config = %v", cfg)
+	}
+	if _, ok := sc.Metadata["main_module"]; ok || len(sc.Modules) != 0 {
+		t.Fatalf("an assets-only Worker got modules: %v", sc.Metadata)
+	}
+
+	// A redeploy with one changed file uploads that file alone.
+	files["app.js"] = "console.log(2)"
+	second := s.deployWait(tok, site("acme", "Shop", files), "completed")
+	if n := len(fake.Uploaded()); n != 6 {
+		t.Fatalf("after a redeploy with one changed file, %d assets were uploaded in all, want 5 + 1", n)
+	}
+	if got := fake.Script("libra-shop").Assets["/app.js"]; got != cloudflare.AssetHash([]byte("console.log(2)"), "app.js") {
+		t.Fatalf("the Worker serves app.js %s after the redeploy", got)
+	}
+
+	// Rolling back publishes the first deployment's manifest again:
+	// nothing rebuilt, no asset uploaded, the Worker serves v1's files.
+	r := s.do("POST", "/projects/Shop/rollback", map[string]any{"deploymentId": first}, bearer(tok)...)
+	wantCode(t, r, 200, "")
+	after := fake.Script("libra-shop")
+	if n := len(fake.Uploaded()); n != 6 {
+		t.Fatalf("the rollback uploaded %d assets", n-6)
+	}
+	if after.Uploads != 3 || after.Assets["/app.js"] != sc.Assets["/app.js"] {
+		t.Fatalf("after the rollback the Worker (upload %d) serves app.js %s, want v1's %s", after.Uploads, after.Assets["/app.js"], sc.Assets["/app.js"])
+	}
+	noSecret(t, s, s.waitFinal(second, time.Second).body, r.body)
+}
+
+func TestCloudflareOutageRetriedByTheQueue(t *testing.T) {
+	fake, env := cloudflareFake(t, cfToken)
+	// More 503s than one attempt's own retries: the attempt fails and the
+	// queue runs the deployment again, which then goes through.
+	fake.Fail("/assets-upload-session", 503, 5)
+	s := startServer(t, append(env, "RETRY_BACKOFF_MS=100")...)
+	tok := s.setup("acme", "site")
+	id := s.deployWait(tok, site("acme", "site", map[string]string{"index.html": "<h1>hi</h1>"}), "completed")
+	st := s.waitFinal(id, time.Second)
+	logs := strings.Join(logMessages(st), "\n")
+	if !strings.Contains(logs, "attempt 1 of 3 failed: Cloudflare failed to open an assets upload session: HTTP 503") {
+		t.Fatalf("no retried attempt in the log:\n%s", logs)
+	}
+	if fake.Script("libra-site") == nil || len(fake.Uploaded()) != 1 {
+		t.Fatalf("after the outage: script %v, %d uploads", fake.Script("libra-site"), len(fake.Uploaded()))
+	}
+	noSecret(t, s, st.body)
+}
+
+func TestCloudflareBadTokenFailsClearly(t *testing.T) {
+	fake, env := cloudflareFake(t, "not-the-token")
+	s := startServer(t, env...)
+	tok := s.setup("acme", "site")
+	id := s.deployWait(tok, site("acme", "site", map[string]string{"index.html": "x"}), "failed")
+	st := s.waitFinal(id, time.Second)
+	msg := st.str("error")
+	if !strings.Contains(msg, "Cloudflare refused the service's credentials") || !strings.Contains(msg, "CLOUDFLARE_API_TOKEN") {
+		t.Fatalf("error = %q, want one naming Cloudflare and the token variable", msg)
+	}
+	if strings.Contains(string(st.body), "not-the-token") || strings.Contains(s.logs.String(), "not-the-token") {
+		t.Fatal("the (wrong) API token appears in the status or the server log")
+	}
+	if fake.Calls("POST /accounts/{account}/workers/scripts/{script}/assets-upload-session") != 1 {
+		t.Fatalf("a refused token was tried %d times, want once", fake.Calls("POST /accounts/{account}/workers/scripts/{script}/assets-upload-session"))
+	}
+}
