@@ -152,3 +152,81 @@ func TestCloudflareBadTokenFailsClearly(t *testing.T) {
 		t.Fatalf("a refused token was tried %d times, want once", fake.Calls("POST /accounts/{account}/workers/scripts/{script}/assets-upload-session"))
 	}
 }
+
+// honoProject is Libra's template in small: a Hono app in src/worker.ts
+// beside a single-page app built into dist/, with wrangler pinned (the
+// newest line that runs on Node 20).
+func honoProject() map[string]string {
+	return map[string]string{
+		"package.json": `{"name": "libra-app", "private": true, "type": "module",
+  "scripts": {"build": "node build.mjs"},
+  "dependencies": {"hono": "4.13.19"},
+  "devDependencies": {"wrangler": "4.80.0"}}`,
+		"build.mjs": `import { mkdirSync, writeFileSync } from "node:fs";
+mkdirSync("dist/assets", { recursive: true });
+writeFileSync("dist/index.html", '<!doctype html><div id="app"></div><script src="/assets/app.js"></script>');
+writeFileSync("dist/assets/app.js", 'document.getElementById("app").textContent = "spa";');
+`,
+		"src/worker.ts": `import { Hono } from "hono";
+const app = new Hono<{ Bindings: { ASSETS: Fetcher } }>();
+app.get("/api/hello", (c) => c.json({ hello: "from the edge" }));
+export default app;
+`,
+		"wrangler.toml": `name = "libra-app"
+main = "src/worker.ts"
+compatibility_date = "2025-06-01"
+compatibility_flags = ["nodejs_compat"]
+
+[assets]
+directory = "./dist"
+binding = "ASSETS"
+not_found_handling = "single-page-application"
+`,
+	}
+}
+
+// TestCloudflareHonoWorker builds Libra's kind of project for real (npm
+// install of hono and wrangler in the sandbox, the build, then wrangler's
+// bundle) and checks the Worker Cloudflare receives.
+func TestCloudflareHonoWorker(t *testing.T) {
+	fake, env := cloudflareFake(t, cfToken)
+	s := startServer(t, env...)
+	tok := s.setup("acme", "app")
+	r := s.deploy(tok, site("acme", "app", honoProject()))
+	if r.status != 202 {
+		t.Fatalf("POST /deploy: %d %s", r.status, r.body)
+	}
+	st := s.waitFinal(r.str("deploymentId"), 8*time.Minute)
+	logs := strings.Join(logMessages(st), "\n")
+	if st.str("status") != "completed" {
+		t.Fatalf("deployment %s: %s\n%s", st.str("status"), st.str("error"), tail(logs, 4000))
+	}
+	sc := fake.Script("libra-app")
+	if sc == nil {
+		t.Fatal("no Worker uploaded")
+	}
+	meta := sc.Metadata
+	if meta["main_module"] != "worker.js" || meta["compatibility_date"] != "2025-06-01" {
+		t.Fatalf("Worker metadata = %v", meta)
+	}
+	if flags, _ := meta["compatibility_flags"].([]any); len(flags) != 1 || flags[0] != "nodejs_compat" {
+		t.Fatalf("compatibility_flags = %v", meta["compatibility_flags"])
+	}
+	module := string(sc.Modules["worker.js"])
+	// The bundle holds the app's route and Hono itself (its router),
+	// compiled from TypeScript: no type annotation is left.
+	if !strings.Contains(module, "/api/hello") || !strings.Contains(module, "RegExpRouter") || strings.Contains(module, "Bindings:") {
+		t.Fatalf("worker.js is not the bundled Hono app (%d bytes):\n%.500s", len(module), module)
+	}
+	cfg := meta["assets"].(map[string]any)["config"].(map[string]any)
+	if cfg["not_found_handling"] != "single-page-application" {
+		t.Fatalf("assets config = %v", cfg)
+	}
+	if len(sc.Assets) != 2 || sc.Assets["/index.html"] == "" || sc.Assets["/assets/app.js"] == "" {
+		t.Fatalf("Worker assets = %v, want dist/'s two files", sc.Assets)
+	}
+	if !strings.Contains(logs, "Worker bundled: 1 modules") {
+		t.Fatalf("no bundle line in the log:\n%s", tail(logs, 3000))
+	}
+	noSecret(t, s, st.body)
+}
