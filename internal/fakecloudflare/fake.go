@@ -37,6 +37,7 @@ type Fake struct {
 	faults   []fault
 	calls    map[string]int
 	expire   int
+	unrouted []string
 }
 
 type storedAsset struct {
@@ -117,6 +118,13 @@ func (f *Fake) Script(name string) *Script {
 	return &c
 }
 
+// Unrouted lists the requests the fake has no endpoint for.
+func (f *Fake) Unrouted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.unrouted...)
+}
+
 // Calls counts the requests served per "METHOD route".
 func (f *Fake) Calls(route string) int {
 	f.mu.Lock()
@@ -132,6 +140,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, pattern := f.mux.Handler(r); pattern == "" {
+		f.mu.Lock()
+		f.unrouted = append(f.unrouted, r.Method+" "+r.URL.String())
+		f.mu.Unlock()
 		writeError(w, http.StatusNotFound, 7003, "Could not route to "+r.URL.Path+", perhaps your object identifier is invalid?")
 		return
 	}
@@ -147,11 +158,13 @@ func (f *Fake) routes() {
 		"POST " + scripts + "/assets-upload-session":     f.createSession,
 		"POST " + dispatch + "/assets-upload-session":    f.createSession,
 		"POST /accounts/{account}/workers/assets/upload": f.uploadAssets,
-		"PUT " + scripts:                            f.putScript,
-		"PUT " + dispatch:                           f.putScript,
-		"POST " + scripts + "/subdomain":            f.postScriptSubdomain,
-		"GET " + scripts + "/subdomain":             f.getScriptSubdomain,
-		"GET /accounts/{account}/workers/subdomain": f.accountSubdomain,
+		"PUT " + scripts:                                    f.putScript,
+		"PUT " + dispatch:                                   f.putScript,
+		"POST " + scripts + "/subdomain":                    f.postScriptSubdomain,
+		"GET " + scripts + "/subdomain":                     f.getScriptSubdomain,
+		"GET /accounts/{account}/workers/subdomain":         f.accountSubdomain,
+		"GET /accounts/{account}/workers/services/{script}": f.getService,
+		"GET " + scripts + "/deployments":                   f.getDeployments,
 	} {
 		f.mux.HandleFunc(pattern, f.counted(h))
 	}

@@ -247,3 +247,31 @@ func (f *Fake) accountSubdomain(w http.ResponseWriter, r *http.Request) {
 	}
 	writeResult(w, http.StatusOK, map[string]any{"subdomain": f.Subdomain})
 }
+
+// getService is how wrangler asks whether a Worker exists before its first
+// deploy (not in the spec subset): 404 with code 10007 when it does not.
+func (f *Fake) getService(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r, r.PathValue("account")) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sc, ok := f.scripts[r.PathValue("script")]
+	if !ok {
+		writeError(w, http.StatusNotFound, 10007, "This Worker does not exist on your account.")
+		return
+	}
+	writeResult(w, http.StatusOK, map[string]any{"id": sc.Name, "default_environment": map[string]any{
+		"environment": "production", "script": map[string]any{"id": sc.Name, "tag": sc.Name, "modified_on": sc.ModifiedAt},
+	}})
+}
+
+// getDeployments lists a Worker's deployments (not in the spec subset):
+// wrangler reads it to warn about versions it would overwrite. The fake
+// models no versions, so the list is empty: every upload is simply live.
+func (f *Fake) getDeployments(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r, r.PathValue("account")) {
+		return
+	}
+	writeResult(w, http.StatusOK, map[string]any{"deployments": []any{}})
+}
