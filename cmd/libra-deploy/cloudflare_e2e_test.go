@@ -166,6 +166,9 @@ func honoProject() map[string]string {
 mkdirSync("dist/assets", { recursive: true });
 writeFileSync("dist/index.html", '<!doctype html><div id="app"></div><script src="/assets/app.js"></script>');
 writeFileSync("dist/assets/app.js", 'document.getElementById("app").textContent = "spa";');
+// What the build could see of its environment, published for the test
+// to check that no platform key reached it.
+writeFileSync("dist/build-env.json", JSON.stringify(process.env));
 `,
 		"src/worker.ts": `import { Hono } from "hono";
 const app = new Hono<{ Bindings: { ASSETS: Fetcher } }>();
@@ -222,8 +225,12 @@ func TestCloudflareHonoWorker(t *testing.T) {
 	if cfg["not_found_handling"] != "single-page-application" {
 		t.Fatalf("assets config = %v", cfg)
 	}
-	if len(sc.Assets) != 2 || sc.Assets["/index.html"] == "" || sc.Assets["/assets/app.js"] == "" {
-		t.Fatalf("Worker assets = %v, want dist/'s two files", sc.Assets)
+	if len(sc.Assets) != 3 || sc.Assets["/index.html"] == "" || sc.Assets["/assets/app.js"] == "" {
+		t.Fatalf("Worker assets = %v, want dist/'s three files", sc.Assets)
+	}
+	buildEnv, _ := fake.Asset(sc.Assets["/build-env.json"])
+	if !strings.Contains(string(buildEnv), `"PATH"`) || strings.Contains(string(buildEnv), cfToken) || strings.Contains(string(buildEnv), "CLOUDFLARE") {
+		t.Fatalf("the build's environment holds a Cloudflare setting (or was not captured): %s", buildEnv)
 	}
 	if !strings.Contains(logs, "Worker bundled: 1 modules") {
 		t.Fatalf("no bundle line in the log:\n%s", tail(logs, 3000))

@@ -200,3 +200,60 @@ func TestPublishFaults(t *testing.T) {
 		})
 	}
 }
+
+func TestPublishIntoDispatchNamespace(t *testing.T) {
+	e := newEnv(t, cloudflare.Config{DispatchNamespace: "customers", URLTemplate: "https://{script}.apps.example/"})
+	url, err := e.publish(e.manifest(t, map[string]string{"index.html": "hi"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if url != "https://libra-proj_1.apps.example/" {
+		t.Errorf("url = %s", url)
+	}
+	if e.fake.Script("customers/libra-proj_1") == nil || e.fake.Script("libra-proj_1") != nil {
+		t.Fatal("the Worker did not land in the dispatch namespace alone")
+	}
+}
+
+func TestNewRefusesIncompleteConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  cloudflare.Config
+		want string
+	}{
+		{"no token", cloudflare.Config{AccountID: account}, "CLOUDFLARE_API_TOKEN"},
+		{"bad account", cloudflare.Config{AccountID: "../x", Token: token}, "CLOUDFLARE_ACCOUNT_ID"},
+		{"template without project", cloudflare.Config{AccountID: account, Token: token, ScriptName: "site"}, "{project}"},
+		{"namespace without URL", cloudflare.Config{AccountID: account, Token: token, DispatchNamespace: "ns"}, "CLOUDFLARE_URL_TEMPLATE"},
+		{"bad base URL", cloudflare.Config{AccountID: account, Token: token, APIBase: "ftp://x"}, "CLOUDFLARE_API_BASE_URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := cloudflare.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPartialUploadResumes: an upload cut off after its first bucket
+// (an outage outlasting the retries) leaves those files with Cloudflare;
+// the next attempt is asked only for the rest.
+func TestPartialUploadResumes(t *testing.T) {
+	e := newEnv(t, cloudflare.Config{MaxAttempts: 2})
+	m := e.manifest(t, site)
+	// The fake's buckets hold 3 files: the first bucket lands, then the
+	// upload fails more often than one call retries.
+	e.fake.FailAfter("/assets/upload", 503, 1, 2)
+	if _, err := e.publish(m); err == nil || libra.IsPermanent(err) {
+		t.Fatalf("err = %v, want a retryable failure", err)
+	}
+	if n := len(e.fake.Uploaded()); n != 3 {
+		t.Fatalf("the cut-off upload stored %d assets, want the first bucket's 3", n)
+	}
+	if _, err := e.publish(m); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.fake.Uploaded()); n != 5 {
+		t.Fatalf("after the resumed upload %d assets were uploaded in all, want each of 5 once", n)
+	}
+}

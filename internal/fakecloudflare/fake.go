@@ -61,6 +61,7 @@ type Script struct {
 type fault struct {
 	match  string
 	status int
+	skip   int
 	left   int
 }
 
@@ -77,10 +78,14 @@ func New(accountID, token string) *Fake {
 
 // Fail makes the next n requests whose path contains match answer status
 // (a Cloudflare outage, a rate limit).
-func (f *Fake) Fail(match string, status, n int) {
+func (f *Fake) Fail(match string, status, n int) { f.FailAfter(match, status, 0, n) }
+
+// FailAfter is Fail once skip matching requests have been served: an
+// outage that starts in the middle of an upload.
+func (f *Fake) FailAfter(match string, status, skip, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.faults = append(f.faults, fault{match: match, status: status, left: n})
+	f.faults = append(f.faults, fault{match: match, status: status, skip: skip, left: n})
 }
 
 // ExpireUploadTokens makes the next n asset uploads find their session
@@ -183,10 +188,16 @@ func (f *Fake) injectedFault(p string) (int, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.faults {
-		if fl := &f.faults[i]; fl.left > 0 && strings.Contains(p, fl.match) {
-			fl.left--
-			return fl.status, true
+		fl := &f.faults[i]
+		if fl.left == 0 || !strings.Contains(p, fl.match) {
+			continue
 		}
+		if fl.skip > 0 {
+			fl.skip--
+			continue
+		}
+		fl.left--
+		return fl.status, true
 	}
 	return 0, false
 }
