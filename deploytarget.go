@@ -27,6 +27,9 @@ type PublishRequest struct {
 	Manifest     *Manifest
 	// Artifacts holds every blob the manifest names.
 	Artifacts ArtifactStore
+	// Domains are the project's verified custom domains: a target that
+	// can route them to the deployment does, and names the first in its URL.
+	Domains []string
 	// Log, when set, receives progress lines fit for the deployment's log.
 	Log func(level, msg string)
 }

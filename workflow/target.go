@@ -92,12 +92,32 @@ func isModule(p string) bool {
 func (ru *run) publishToTarget(ctx context.Context, m *libra.Manifest) (string, error) {
 	t := ru.r.Target
 	ru.logs.Add(libra.StepDeploy, "info", "publishing to "+t.Name())
+	domains, err := VerifiedDomains(ctx, ru.r.Store, ru.d.ProjectID)
+	if err != nil {
+		return "", err
+	}
 	url, err := t.Publish(ctx, libra.PublishRequest{
-		ProjectID: ru.d.ProjectID, DeploymentID: ru.d.ID, Manifest: m, Artifacts: ru.r.Artifacts,
+		ProjectID: ru.d.ProjectID, DeploymentID: ru.d.ID, Manifest: m, Artifacts: ru.r.Artifacts, Domains: domains,
 		Log: func(level, msg string) { ru.logs.Add(libra.StepDeploy, level, msg) },
 	})
 	if err != nil {
 		return "", fmt.Errorf("publish to %s: %w", t.Name(), err)
 	}
 	return url, nil
+}
+
+// VerifiedDomains lists the project's custom domains whose ownership was
+// proved: only those may be routed to its deployments on a target.
+func VerifiedDomains(ctx context.Context, store libra.Store, projectID string) ([]string, error) {
+	all, err := store.Domains(ctx, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list the project's domains: %w", err)
+	}
+	var out []string
+	for _, d := range all {
+		if d.VerifiedAt != nil {
+			out = append(out, d.Domain)
+		}
+	}
+	return out, nil
 }

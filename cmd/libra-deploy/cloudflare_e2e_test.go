@@ -237,3 +237,23 @@ func TestCloudflareHonoWorker(t *testing.T) {
 	}
 	noSecret(t, s, st.body)
 }
+
+// TestCloudflareCustomDomain: a project's verified custom domain becomes a
+// Workers custom domain in the configured zone and the deployment's URL;
+// a pending one is left alone.
+func TestCloudflareCustomDomain(t *testing.T) {
+	fake, env := cloudflareFake(t, cfToken)
+	s := startServer(t, append(env, "CLOUDFLARE_ZONE_ID="+fake.ZoneID, "CLOUDFLARE_ZONE_NAME="+fake.ZoneName, "DOMAIN_CHECK_INTERVAL=0")...)
+	tok := s.setup("acme", "shop")
+	for _, d := range []string{"shop.example.com", "pending.example.com"} {
+		wantCode(t, s.do("POST", "/projects/shop/domains", map[string]any{"domain": d}, bearer(tok)...), 201, "")
+	}
+	markVerified(t, s, "shop.example.com")
+	id := s.deployWait(tok, site("acme", "shop", map[string]string{"index.html": "<h1>shop</h1>"}), "completed")
+	if got := s.waitFinal(id, time.Second).str("url"); got != "https://shop.example.com/" {
+		t.Fatalf("url = %q, want the custom domain", got)
+	}
+	if got := fake.Domains(); len(got) != 1 || got["shop.example.com"] != "libra-shop" {
+		t.Fatalf("Workers custom domains = %v, want only the verified one", got)
+	}
+}

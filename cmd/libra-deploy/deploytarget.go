@@ -7,6 +7,7 @@ import (
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/deploytarget/cloudflare"
+	"github.com/libra-deploy/libra-deploy/workflow"
 )
 
 // deployTarget reads DEPLOY_TARGET: "local" (the default) serves sites
@@ -23,6 +24,8 @@ func deployTarget() (libra.DeployTarget, error) {
 			ScriptName:        os.Getenv("CLOUDFLARE_SCRIPT_NAME"),
 			DispatchNamespace: os.Getenv("CLOUDFLARE_DISPATCH_NAMESPACE"),
 			URLTemplate:       os.Getenv("CLOUDFLARE_URL_TEMPLATE"),
+			ZoneID:            os.Getenv("CLOUDFLARE_ZONE_ID"),
+			ZoneName:          os.Getenv("CLOUDFLARE_ZONE_NAME"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("deploy target: %w", err)
@@ -51,7 +54,11 @@ func republisher(target libra.DeployTarget, store libra.Store, artifacts libra.A
 		if err != nil {
 			return fmt.Errorf("load manifest of %s: %w", deploymentID, err)
 		}
-		_, err = target.Publish(ctx, libra.PublishRequest{ProjectID: projectID, DeploymentID: deploymentID, Manifest: m, Artifacts: artifacts})
+		domains, err := workflow.VerifiedDomains(ctx, store, projectID)
+		if err != nil {
+			return err
+		}
+		_, err = target.Publish(ctx, libra.PublishRequest{ProjectID: projectID, DeploymentID: deploymentID, Manifest: m, Artifacts: artifacts, Domains: domains})
 		return err
 	}
 }

@@ -38,7 +38,12 @@ type Config struct {
 	// (a dispatch namespace's own routing); otherwise the Worker's
 	// workers.dev URL, which the API names.
 	URLTemplate string
-	HTTPClient  *http.Client
+	// ZoneID and ZoneName, when set, are the zone a project's verified
+	// custom domains are attached in as Workers custom domains
+	// (CLOUDFLARE_ZONE_ID, CLOUDFLARE_ZONE_NAME; the API takes both).
+	ZoneID     string
+	ZoneName   string
+	HTTPClient *http.Client
 	// MaxAttempts bounds the tries of one API call (default 5); RetryBase
 	// is the first pause between them (default 500 ms).
 	MaxAttempts int
@@ -75,6 +80,9 @@ func New(cfg Config) (*Target, error) {
 	}
 	if cfg.DispatchNamespace != "" && cfg.URLTemplate == "" {
 		return nil, errors.New("CLOUDFLARE_DISPATCH_NAMESPACE needs CLOUDFLARE_URL_TEMPLATE: Workers in a dispatch namespace have no workers.dev URL")
+	}
+	if (cfg.ZoneID == "") != (cfg.ZoneName == "") {
+		return nil, errors.New("custom domains on Cloudflare need both CLOUDFLARE_ZONE_ID and CLOUDFLARE_ZONE_NAME (the zone's domain, e.g. example.com)")
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
@@ -140,6 +148,11 @@ func (t *Target) Publish(ctx context.Context, req libra.PublishRequest) (string,
 	url, err := t.url(ctx, script)
 	if err != nil {
 		return "", err
+	}
+	if custom, err := t.attachDomains(ctx, script, req.Domains, logf); err != nil {
+		return "", err
+	} else if custom != "" {
+		url = custom
 	}
 	logf("info", "cloudflare: Worker %s published at %s", script, url)
 	return url, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,7 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		{"template without project", cloudflare.Config{AccountID: account, Token: token, ScriptName: "site"}, "{project}"},
 		{"namespace without URL", cloudflare.Config{AccountID: account, Token: token, DispatchNamespace: "ns"}, "CLOUDFLARE_URL_TEMPLATE"},
 		{"bad base URL", cloudflare.Config{AccountID: account, Token: token, APIBase: "ftp://x"}, "CLOUDFLARE_API_BASE_URL"},
+		{"zone id without its name", cloudflare.Config{AccountID: account, Token: token, ZoneID: "z"}, "CLOUDFLARE_ZONE_NAME"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := cloudflare.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -260,5 +262,44 @@ func TestPartialUploadResumes(t *testing.T) {
 	}
 	if n := len(e.fake.Uploaded()); n != 5 {
 		t.Fatalf("after the resumed upload %d assets were uploaded in all, want each of 5 once", n)
+	}
+}
+
+func TestPublishAttachesCustomDomains(t *testing.T) {
+	for _, tc := range []struct {
+		name, zone  string
+		domains     []string
+		wantURL     string
+		wantAttach  map[string]string
+		wantErrPart string
+	}{
+		{"attached in the zone", "fedcba9876543210fedcba9876543210", []string{"shop.example.com", "example.com"},
+			"https://shop.example.com/", map[string]string{"shop.example.com": "libra-proj_1", "example.com": "libra-proj_1"}, ""},
+		{"no zone configured: workers.dev", "", []string{"shop.example.com"},
+			"https://libra-proj_1.libra-test.workers.dev/", map[string]string{}, ""},
+		{"outside the zone: Cloudflare's refusal", "fedcba9876543210fedcba9876543210", []string{"shop.other.org"},
+			"", nil, "not in zone example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			zoneName := ""
+			if tc.zone != "" {
+				zoneName = "example.com"
+			}
+			e := newEnv(t, cloudflare.Config{ZoneID: tc.zone, ZoneName: zoneName})
+			url, err := e.target.Publish(context.Background(), libra.PublishRequest{ProjectID: "Proj_1", Manifest: e.manifest(t, map[string]string{"index.html": "x"}),
+				Artifacts: e.store, Domains: tc.domains})
+			if tc.wantErrPart != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrPart) || !libra.IsPermanent(err) {
+					t.Fatalf("err = %v, want a permanent one with %q", err, tc.wantErrPart)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if url != tc.wantURL || !reflect.DeepEqual(e.fake.Domains(), tc.wantAttach) {
+				t.Fatalf("url %s, domains %v; want %s, %v", url, e.fake.Domains(), tc.wantURL, tc.wantAttach)
+			}
+		})
 	}
 }

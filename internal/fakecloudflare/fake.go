@@ -26,6 +26,9 @@ type Fake struct {
 	BucketSize int
 	// JWTTTL is how long upload tokens live (Cloudflare: one hour).
 	JWTTTL time.Duration
+	// ZoneID and ZoneName are the account's one zone, where Workers
+	// custom domains may be attached.
+	ZoneID, ZoneName string
 
 	mux      *http.ServeMux
 	mu       sync.Mutex
@@ -38,6 +41,7 @@ type Fake struct {
 	calls    map[string]int
 	expire   int
 	unrouted []string
+	domains  map[string]string // hostname → Worker
 }
 
 type storedAsset struct {
@@ -70,7 +74,8 @@ func New(accountID, token string) *Fake {
 	f := &Fake{
 		AccountID: accountID, Token: token, Subdomain: "libra-test", BucketSize: 3, JWTTTL: time.Hour,
 		key: []byte("fake-cloudflare-signing-key"), assets: map[string]storedAsset{}, sessions: map[string]*session{},
-		scripts: map[string]*Script{}, calls: map[string]int{},
+		scripts: map[string]*Script{}, calls: map[string]int{}, domains: map[string]string{},
+		ZoneID: "fedcba9876543210fedcba9876543210", ZoneName: "example.com",
 	}
 	f.routes()
 	return f
@@ -123,6 +128,17 @@ func (f *Fake) Script(name string) *Script {
 	return &c
 }
 
+// Domains returns the Workers custom domains: hostname → Worker.
+func (f *Fake) Domains() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]string, len(f.domains))
+	for k, v := range f.domains {
+		out[k] = v
+	}
+	return out
+}
+
 // Unrouted lists the requests the fake has no endpoint for.
 func (f *Fake) Unrouted() []string {
 	f.mu.Lock()
@@ -169,6 +185,7 @@ func (f *Fake) routes() {
 		"GET " + scripts + "/subdomain":                     f.getScriptSubdomain,
 		"GET /accounts/{account}/workers/subdomain":         f.accountSubdomain,
 		"GET /accounts/{account}/workers/services/{script}": f.getService,
+		"PUT /accounts/{account}/workers/domains":           f.putDomain,
 		"GET " + scripts + "/deployments":                   f.getDeployments,
 	} {
 		f.mux.HandleFunc(pattern, f.counted(h))

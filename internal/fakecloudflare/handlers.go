@@ -275,3 +275,39 @@ func (f *Fake) getDeployments(w http.ResponseWriter, r *http.Request) {
 	}
 	writeResult(w, http.StatusOK, map[string]any{"deployments": []any{}})
 }
+
+// putDomain attaches a Workers custom domain: the hostname must be in the
+// zone named, and the Worker must exist.
+func (f *Fake) putDomain(w http.ResponseWriter, r *http.Request) {
+	if !f.authorized(w, r, r.PathValue("account")) {
+		return
+	}
+	var body struct {
+		Hostname string `json:"hostname"`
+		Service  string `json:"service"`
+		ZoneID   string `json:"zone_id"`
+		ZoneName string `json:"zone_name"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, 10021, "invalid JSON body")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case body.ZoneID != f.ZoneID || body.ZoneName != "" && body.ZoneName != f.ZoneName:
+		writeError(w, http.StatusBadRequest, 100117, "zone_id/zone_name is not a zone of this account")
+		return
+	case body.Hostname != f.ZoneName && !strings.HasSuffix(body.Hostname, "."+f.ZoneName):
+		writeError(w, http.StatusBadRequest, 100117, "hostname "+body.Hostname+" is not in zone "+f.ZoneName)
+		return
+	case f.scripts[body.Service] == nil:
+		writeError(w, http.StatusBadRequest, 10007, "This Worker does not exist on your account.")
+		return
+	}
+	f.domains[body.Hostname] = body.Service
+	writeResult(w, http.StatusOK, map[string]any{
+		"id": newID(), "cert_id": "9fdf92c8-64c2-4a3d-b1af-e15304961145", "environment": "production",
+		"hostname": body.Hostname, "service": body.Service, "zone_id": f.ZoneID, "zone_name": f.ZoneName,
+	})
+}
