@@ -232,6 +232,11 @@ func TestCloudflareHonoWorker(t *testing.T) {
 	if !strings.Contains(string(buildEnv), `"PATH"`) || strings.Contains(string(buildEnv), cfToken) || strings.Contains(string(buildEnv), "CLOUDFLARE") {
 		t.Fatalf("the build's environment holds a Cloudflare setting (or was not captured): %s", buildEnv)
 	}
+	for _, line := range logMessages(st) {
+		if strings.Contains(line, "finished in") || strings.Contains(line, "Worker bundled") || strings.Contains(line, "cloudflare:") {
+			t.Logf("deployment log: %s", line)
+		}
+	}
 	if !strings.Contains(logs, "Worker bundled: 1 modules") {
 		t.Fatalf("no bundle line in the log:\n%s", tail(logs, 3000))
 	}
