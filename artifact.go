@@ -29,6 +29,10 @@ type Manifest struct {
 	// deployment's log in the database is capped, this is not. It is never
 	// served as part of the site.
 	BuildLog *ManifestFile `json:"buildLog,omitempty"`
+	// Worker is the project's bundled Worker and its settings, kept when
+	// the deployment went to a Cloudflare target so that a rollback can
+	// publish it again without a build; nil otherwise.
+	Worker *Worker `json:"worker,omitempty"`
 }
 
 // Values of Manifest.NotFound, as in wrangler's assets.not_found_handling.

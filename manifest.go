@@ -122,5 +122,8 @@ func checkManifest(m *Manifest) error {
 			return fmt.Errorf("manifest build log: %w", err)
 		}
 	}
+	if m.Worker != nil {
+		return m.Worker.check()
+	}
 	return nil
 }

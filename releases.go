@@ -225,6 +225,11 @@ func ReferencedBlobs(ctx context.Context, artifacts ArtifactStore, refs []Deploy
 		if m.BuildLog != nil {
 			blobs[m.BuildLog.Digest] = m.BuildLog.Size
 		}
+		if m.Worker != nil {
+			for _, f := range m.Worker.Modules {
+				blobs[f.Digest] = f.Size
+			}
+		}
 	}
 	return blobs, nil
 }

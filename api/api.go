@@ -80,6 +80,10 @@ type Config struct {
 	// site label or a project's alias label (libra.ProjectHost). When nil,
 	// responses leave alias URLs out.
 	SiteURL func(label string) string
+	// Republish, when set, publishes a kept deployment again on the
+	// deploy target before a rollback points production at it (the
+	// target serves what it was last sent, not what the store says).
+	Republish func(ctx context.Context, projectID, deploymentID string) error
 	// Invalidate, when set, is told the label (a deployment's site label,
 	// or a project's lower-cased id) whose site a request changed, so the site
 	// host drops what it cached for it and for every custom domain.

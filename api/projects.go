@@ -235,6 +235,11 @@ func (s *server) rollback(ctx context.Context, in *rollbackInput) (*rollbackOutp
 		return nil, newError(http.StatusNotFound, libra.CodeDeploymentNotFound,
 			fmt.Sprintf("project %s has no deployment %.64q", p.ID, id), nil)
 	}
+	if s.cfg.Republish != nil {
+		if err := s.cfg.Republish(ctx, p.ID, id); err != nil {
+			return nil, clientError(ctx, "rollback", fmt.Errorf("republish %s: %w", id, err))
+		}
+	}
 	if err := s.cfg.Store.Rollback(ctx, p.ID, id); err != nil {
 		return nil, clientError(ctx, "rollback", fmt.Errorf("roll %s back to %s: %w", p.ID, id, err))
 	}

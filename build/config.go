@@ -40,41 +40,10 @@ const (
 // readWrangler reads the first wrangler config file present. It returns nil
 // when there is none.
 func readWrangler(dir string) (*wranglerConfig, []string, error) {
-	var (
-		found    string
-		warnings []string
-	)
-	for _, name := range wranglerFiles {
-		ok, err := isRegular(dir, name)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			continue
-		}
-		if found != "" {
-			warnings = append(warnings, fmt.Sprintf("%s is ignored: %s is used instead", name, found))
-			continue
-		}
-		found = name
-	}
-	if found == "" {
-		return nil, nil, nil
-	}
-	src, _, err := readProjectFile(dir, found, maxConfigSize)
-	if err != nil {
+	found, doc, warnings, err := loadWrangler(dir)
+	if err != nil || found == "" {
 		return nil, nil, err
 	}
-	var doc map[string]any
-	if strings.HasSuffix(found, ".toml") {
-		doc, err = parseTOML(src)
-	} else {
-		err = decodeJSONC(src, &doc)
-	}
-	if err != nil {
-		return nil, nil, projectError("%s is not valid: %v", found, err)
-	}
-
 	cfg := &wranglerConfig{File: found}
 	var assets map[string]any
 	switch v := doc["assets"].(type) {
@@ -111,6 +80,41 @@ func readWrangler(dir string) (*wranglerConfig, []string, error) {
 		cfg.OutputDir, cfg.OutputKey = clean, key
 	}
 	return cfg, warnings, nil
+}
+
+// loadWrangler finds the project's wrangler config and parses it; found is
+// "" when there is none.
+func loadWrangler(dir string) (found string, doc map[string]any, warnings []string, err error) {
+	for _, name := range wranglerFiles {
+		ok, err := isRegular(dir, name)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		if !ok {
+			continue
+		}
+		if found != "" {
+			warnings = append(warnings, fmt.Sprintf("%s is ignored: %s is used instead", name, found))
+			continue
+		}
+		found = name
+	}
+	if found == "" {
+		return "", nil, nil, nil
+	}
+	src, _, err := readProjectFile(dir, found, maxConfigSize)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if strings.HasSuffix(found, ".toml") {
+		doc, err = parseTOML(src)
+	} else {
+		err = decodeJSONC(src, &doc)
+	}
+	if err != nil {
+		return "", nil, nil, projectError("%s is not valid: %v", found, err)
+	}
+	return found, doc, warnings, nil
 }
 
 // cleanRelDir turns a directory named in a project's configuration into a

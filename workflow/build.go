@@ -26,7 +26,7 @@ func (ru *run) build(ctx context.Context) error {
 	if !ru.plan.NeedsBuild {
 		ru.outDir = ru.plan.OutputDir
 		ru.logs.Add(libra.StepBuild, "info", "static site: publishing the files as they are")
-		return nil
+		return ru.prepareWorker(ctx)
 	}
 	env, err := ru.loadEnv(ctx)
 	if err != nil {
@@ -57,7 +57,7 @@ func (ru *run) build(ctx context.Context) error {
 	}
 	ru.outDir = out
 	ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("build output: %s/", out))
-	return nil
+	return ru.prepareWorker(ctx)
 }
 
 // exec runs one phase's command in the sandbox, streaming its output into

@@ -73,11 +73,17 @@ func (ru *run) deploy(ctx context.Context) error {
 		m.NotFound = libra.NotFoundSPA
 	}
 	ru.logs.Add(libra.StepDeploy, "info", "unknown paths: "+ru.plan.SPAReason)
+	m.Worker = ru.worker
 	digest, err := libra.PutManifest(ctx, ru.r.Artifacts, m)
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
 	url := ru.r.SiteURL(ru.d.SiteLabel)
+	if ru.r.Target != nil {
+		if url, err = ru.publishToTarget(ctx, &m); err != nil {
+			return err
+		}
+	}
 	if err := ru.r.Store.Publish(ctx, ru.d.ID, digest, url); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -129,7 +135,7 @@ func (ru *run) readFiles(ctx context.Context, fn func(p string, size int64, r io
 // control, dependencies and environment files (which hold secrets).
 func skipPublish(p string) bool {
 	for _, seg := range strings.Split(p, "/") {
-		if seg == ".git" || seg == "node_modules" {
+		if seg == ".git" || seg == "node_modules" || seg == workerBundleDir {
 			return true
 		}
 	}

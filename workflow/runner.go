@@ -74,6 +74,9 @@ type Runner struct {
 	// that step's error. Tests use it to slow a step or inject a fault; the
 	// steps themselves do not know it exists.
 	BeforeStep func(ctx context.Context, d *libra.Deployment, step libra.Step) error
+	// Target, when set, is where deployments are published (a Cloudflare
+	// account); nil serves them from this service's own site host.
+	Target libra.DeployTarget
 	// Leases, when set, makes each run hold a lease on its deployment
 	// (lease.go); nil runs without (tests of the steps alone).
 	Leases *Leases
@@ -97,6 +100,8 @@ type run struct {
 	// outDir is the directory that deploy publishes, relative to workDir,
 	// set by build.
 	outDir string
+	// worker is the project's Worker for the deploy target, set by build.
+	worker *libra.Worker
 	files  int
 	bytes  int64
 	// published is set once Publish committed: from then on the deployment

@@ -189,7 +189,12 @@ func (s *service) newRunner(ctx context.Context) (*workflow.Runner, error) {
 	if s.envSecrets, err = secretBox(c.DataDir, postgresURL() != ""); err != nil {
 		return nil, err
 	}
+	target, err := deployTarget()
+	if err != nil {
+		return nil, err
+	}
 	return &workflow.Runner{
+		Target:          target,
 		Artifacts:       s.artifacts.Store,
 		Sandboxes:       s.sandboxes,
 		WorkRoot:        c.workDir(),
@@ -340,6 +345,7 @@ func (s *service) apiHandler(verifyDomain verifyFunc, stopping <-chan struct{}) 
 		SitesDomain:  c.SitesDomain,
 		SiteURL:      s.runner.SiteURL,
 		Invalidate:   s.sites.Invalidate,
+		Republish:    republisher(s.runner.Target, s.db, s.artifacts.Store),
 		Logger:       s.log,
 		APIHosts:     c.APIHosts,
 		VerifyDomain: verifyDomain,
