@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LeaseExpiredAndStolen", testLeaseExpiredAndStolen},
 		{"LeaseReaper", testLeaseReaper},
 		{"Heartbeat", testHeartbeat},
+		{"OrgBlobs", testOrgBlobs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
