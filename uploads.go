@@ -42,5 +42,5 @@ func DigestOfHex(sum string) (string, error) {
 	if _, err := hex.DecodeString(sum); err != nil {
 		return "", fmt.Errorf("must be 64 lower-case hex digits (a SHA-256)")
 	}
-	return "sha256:" + sum, nil
+	return DigestPrefix + sum, nil
 }

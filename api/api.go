@@ -316,6 +316,7 @@ func (s *server) register(api huma.API) {
 	s.registerUsage(api)
 	s.registerTokens(api)
 	s.registerProjectDelete(api)
+	s.registerFiles(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",
