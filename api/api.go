@@ -93,6 +93,7 @@ type server struct {
 	info    map[string]bool
 	origins originMatcher
 	limits  *limiters
+	uploads *limiters // PUT /files/{sha256} (files.go)
 	docs    *docsAssets
 }
 
@@ -132,6 +133,7 @@ func New(cfg Config) http.Handler {
 		log:     cfg.Logger,
 		origins: newOriginMatcher(cfg.CORSOrigins),
 		limits:  newLimiters(cfg.RateLimit, cfg.RateBurst),
+		uploads: newUploadLimiters(cfg.RateLimit, cfg.RateBurst),
 		docs:    newDocsAssets(),
 	}
 	if cfg.Checks == nil {
@@ -317,6 +319,7 @@ func (s *server) register(api huma.API) {
 	s.registerTokens(api)
 	s.registerProjectDelete(api)
 	s.registerFiles(api)
+	s.registerWhoAmI(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",
