@@ -58,6 +58,7 @@ type deployJSON struct {
 	FilesUploaded int    `json:"filesUploaded"`
 	FilesPresent  int    `json:"filesPresent"`
 	BytesUploaded int64  `json:"bytesUploaded"`
+	elapsed       time.Duration
 }
 
 func cliDeployJSON(t testing.TB, apiURL, tok, dir, project string, wantCode int) deployJSON {
@@ -70,6 +71,7 @@ func cliDeployJSON(t testing.TB, apiURL, tok, dir, project string, wantCode int)
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("deploy --json printed %q: %v", r.stdout, err)
 	}
+	out.elapsed = r.elapsed
 	return out
 }
 
@@ -181,7 +183,8 @@ func TestCLIExitCodes(t *testing.T) {
 // answer or break some of them itself.
 type recorder struct {
 	mu     sync.Mutex
-	counts map[string]int // "PUT /files", "POST /deploy", ...
+	counts map[string]int // "PUT /files/{sha256}", "POST /deploy", ...
+	log    []string       // every request's key, in order
 	// intercept, when it returns true, has answered the request.
 	intercept func(w http.ResponseWriter, r *http.Request, n int) bool
 }
@@ -202,6 +205,7 @@ func startRecorder(t testing.TB, target string, intercept func(w http.ResponseWr
 		rec.mu.Lock()
 		k := rec.key(r)
 		rec.counts[k]++
+		rec.log = append(rec.log, k)
 		n := rec.counts[k]
 		rec.mu.Unlock()
 		if rec.intercept != nil && rec.intercept(w, r, n) {
@@ -322,6 +326,7 @@ func TestCLILargeProjects(t *testing.T) {
 	if out.Status != "completed" || out.FilesUploaded != 10_000 {
 		t.Fatalf("10,000 files: %+v", out)
 	}
+	t.Logf("10,000 files: deployed in %v (command start to exit)", out.elapsed)
 	if p := s.pageAt(out.URL, "/d07/f0007.txt"); p.status != 200 || string(p.body) != "file 7" {
 		t.Fatalf("a file of 10,000: %d %q", p.status, p.body)
 	}
@@ -334,7 +339,29 @@ func TestCLILargeProjects(t *testing.T) {
 	if out.Status != "completed" || out.BytesUploaded != int64(len(big))+int64(len("<h1>limit</h1>")) {
 		t.Fatalf("a file at the limit: %+v", out)
 	}
+	t.Logf("a file of 25 MiB: deployed in %v", out.elapsed)
 	if p := s.pageAt(out.URL, "/big.bin"); p.status != 200 || len(p.body) != len(big) {
 		t.Fatalf("the file at the limit is served with %d bytes (status %d)", len(p.body), p.status)
 	}
+}
+
+func (rec *recorder) total() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.log)
+}
+
+// before counts the requests after the first start that came before the
+// first one following a deployment (its events or its status).
+func (rec *recorder) before(start int) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	n := 0
+	for _, k := range rec.log[start:] {
+		if strings.HasSuffix(k, "/events") || strings.HasPrefix(k, "GET /deploy-status") {
+			break
+		}
+		n++
+	}
+	return n
 }

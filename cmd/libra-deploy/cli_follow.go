@@ -85,14 +85,21 @@ func showLog(step, level, msg string) {
 	logf("  [%s] %s", step, msg)
 }
 
-// pollEvery is how often the status is polled without an event stream.
-const pollEvery = 250 * time.Millisecond
+// Without an event stream the status is polled, first often (a static
+// site is live within a fraction of a second), then less and less.
+const (
+	pollFirst = 25 * time.Millisecond
+	pollEvery = 500 * time.Millisecond
+)
+
+func nextPoll(d time.Duration) time.Duration { return min(2*d, pollEvery) }
 
 // poll follows a deployment through GET /deploy-status: new log lines and
 // step changes, until it is final.
 func poll(ctx context.Context, c *client.Client, res *DeployResult) error {
 	var seen []client.LogEntry
 	step := ""
+	wait := pollFirst
 	for {
 		st, err := c.Status(ctx, res.DeploymentID)
 		if err != nil {
@@ -113,8 +120,9 @@ func poll(ctx context.Context, c *client.Client, res *DeployResult) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(pollEvery):
+		case <-time.After(wait):
 		}
+		wait = nextPoll(wait)
 	}
 }
 

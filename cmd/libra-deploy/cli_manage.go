@@ -88,6 +88,7 @@ func followLogs(ctx context.Context, c *client.Client, id string, show func(clie
 		return err
 	}
 	var seen []client.LogEntry
+	wait := pollFirst
 	for {
 		st, err := c.Status(ctx, id)
 		if err != nil {
@@ -103,8 +104,9 @@ func followLogs(ctx context.Context, c *client.Client, id string, show func(clie
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(pollEvery):
+		case <-time.After(wait):
 		}
+		wait = nextPoll(wait)
 	}
 }
 
