@@ -365,3 +365,57 @@ func (rec *recorder) before(start int) int {
 	}
 	return n
 }
+
+// logs, ls, rollback, and promote and cancel against a server that may not
+// have those routes yet (a clear client error then).
+func TestCLIManageCommands(t *testing.T) {
+	s := startServer(t, noLimit...)
+	tok := s.setup("acme", "web")
+	dir := t.TempDir()
+	writeFolder(t, dir, map[string]string{"index.html": "<h1>one</h1>"})
+	first := cliDeployJSON(t, s.url, tok, dir, "web", 0)
+	writeFolder(t, dir, map[string]string{"index.html": "<h1>two</h1>"})
+	second := cliDeployJSON(t, s.url, tok, dir, "web", 0)
+
+	ls := cli(t, s.url, tok, "ls", "--project", "web", "--json")
+	var list []struct {
+		ID         string `json:"id"`
+		Production bool   `json:"production"`
+	}
+	if err := json.Unmarshal([]byte(ls.stdout), &list); ls.code != 0 || err != nil || len(list) != 2 || list[0].ID != second.DeploymentID || !list[0].Production {
+		t.Fatalf("ls --json: exit %d, %q, %v", ls.code, ls.stdout, err)
+	}
+	if table := cli(t, s.url, tok, "ls", "--project", "web"); !strings.Contains(table.stdout, first.DeploymentID) || !strings.Contains(table.stdout, "STATUS") {
+		t.Fatalf("ls: %q", table.stdout)
+	}
+
+	rb := cli(t, s.url, tok, "rollback", "--project", "web", first.DeploymentID, "--json")
+	if rb.code != 0 || !strings.Contains(rb.stdout, `"deploymentId":"`+first.DeploymentID+`"`) {
+		t.Fatalf("rollback: exit %d, %q, %q", rb.code, rb.stdout, rb.stderr)
+	}
+	if p := s.page("web", "/"); string(p.body) != "<h1>one</h1>" {
+		t.Fatalf("production after rollback serves %q", p.body)
+	}
+
+	for _, args := range [][]string{{"logs", first.DeploymentID}, {"logs", first.DeploymentID, "--follow"}} {
+		r := cli(t, s.url, tok, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "[validate]") || !strings.Contains(r.stdout, "[deploy]") {
+			t.Fatalf("%v: exit %d, %q", args, r.code, r.stdout)
+		}
+	}
+	if r := cli(t, s.url, tok, "logs", first.DeploymentID, "--json"); !strings.HasPrefix(r.stdout, `{"timestamp":`) {
+		t.Fatalf("logs --json: %q", r.stdout)
+	}
+	if r := cli(t, s.url, tok, "logs", "nosuchdeployment"); r.code != 4 {
+		t.Fatalf("logs of an unknown deployment: exit %d, %q", r.code, r.stderr)
+	}
+	for _, cmd := range []string{"promote", "cancel"} {
+		r := cli(t, s.url, tok, cmd, second.DeploymentID, "--json")
+		if r.code == 2 || r.code == 0 && !strings.Contains(r.stdout, second.DeploymentID) {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", cmd, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := cli(t, s.url, tok, "promote"); r.code != 2 {
+		t.Fatalf("promote without an id: exit %d", r.code)
+	}
+}

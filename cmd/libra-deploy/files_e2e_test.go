@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Content-addressed uploads end to end: POST /files/missing answers per
@@ -141,5 +143,36 @@ func TestFilesRefusals(t *testing.T) {
 	total, _ := u.json["total"].(map[string]any)
 	if up["files"] != 1.0 || up["bytes"] != 5.0 || total["bytes"] != 5.0 {
 		t.Fatalf("usage after one upload of 5 bytes: %s", u.body)
+	}
+}
+
+// An upload that no deployment uses is removed by gc once past the grace
+// period, and is then reported missing again; one a deployment uses stays.
+func TestFilesUnusedUploadsAreCollected(t *testing.T) {
+	s := startServer(t, noLimit...)
+	tok := s.setup("acme", "alpha")
+	used := strings.Repeat("used by a deployment ", 1000)
+	unused := strings.Repeat("never deployed ", 1000)
+	young := strings.Repeat("uploaded just now ", 1000)
+	for _, c := range []string{used, unused} {
+		wantCode(t, s.put(tok, []byte(c), ""), 201, "")
+	}
+	s.deployWait(tok, map[string]any{"projectId": "alpha", "orgId": "acme", "userId": "user-acme",
+		"files": []map[string]any{{"path": "index.html", "sha256": sum([]byte(used)), "size": len(used)}}}, "completed")
+
+	old := time.Now().Add(-3 * time.Hour)
+	for _, c := range []string{used, unused} {
+		if err := os.Chtimes(blobFile(s, c), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCode(t, s.put(tok, []byte(young), ""), 201, "")
+	out := s.admin("gc")
+	if !exists(blobFile(s, used)) || exists(blobFile(s, unused)) || !exists(blobFile(s, young)) {
+		t.Fatalf("after gc: used %v, unused %v, young %v; want true, false, true\n%s",
+			exists(blobFile(s, used)), exists(blobFile(s, unused)), exists(blobFile(s, young)), out)
+	}
+	if got := s.missing(tok, sum([]byte(used)), sum([]byte(unused)), sum([]byte(young))); len(got) != 1 || got[0] != sum([]byte(unused)) {
+		t.Fatalf("after gc, missing %v; want only the collected upload", got)
 	}
 }
