@@ -73,6 +73,8 @@ type Store interface {
 	EventStore
 	// Cancelling deployments (cancel.go).
 	CancelStore
+	// Which org holds which uploaded blob (uploads.go).
+	UploadStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

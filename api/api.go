@@ -110,6 +110,7 @@ type server struct {
 	info    map[string]bool
 	origins originMatcher
 	limits  *limiters
+	uploads *limiters // PUT /files/{sha256} (files.go)
 	docs    *docsAssets
 	streams *streamLimiter
 }
@@ -151,6 +152,7 @@ func New(cfg Config) http.Handler {
 		log:     cfg.Logger,
 		origins: newOriginMatcher(cfg.CORSOrigins),
 		limits:  newLimiters(cfg.RateLimit, cfg.RateBurst),
+		uploads: newUploadLimiters(cfg.RateLimit, cfg.RateBurst),
 		docs:    newDocsAssets(),
 		streams: newStreamLimiter(cfg.MaxStreamsPerOrg),
 	}
@@ -340,6 +342,8 @@ func (s *server) register(api huma.API) {
 	s.registerCancel(api)
 	s.registerTargets(api)
 	s.registerEnv(api)
+	s.registerFiles(api)
+	s.registerWhoAmI(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

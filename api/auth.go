@@ -79,6 +79,12 @@ func unauthorized(msg string) *ErrorResponse {
 
 // authenticate is the Huma middleware of every operation that needs a token.
 func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	s.authenticateIn(s.limits, ctx, next)
+}
+
+// authenticateIn authenticates and takes the request from the token's
+// bucket in limits.
+func (s *server) authenticateIn(limits *limiters, ctx huma.Context, next func(huma.Context)) {
 	r, _ := humago.Unwrap(ctx)
 	token, present := tokenFrom(r)
 	if !present {
@@ -111,7 +117,7 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	s.touchToken(ctx.Context(), t)
-	if ok, wait := s.limits.allow(hash, time.Now()); !ok {
+	if ok, wait := limits.allow(hash, time.Now()); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		if secs < 1 {
 			secs = 1

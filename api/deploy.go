@@ -26,6 +26,7 @@ type DeployRequest struct {
 	UserID          string           `json:"userId" minLength:"1" maxLength:"128" pattern:"^[A-Za-z0-9._-]+$" doc:"The user on whose behalf the deployment is made; must be the user of the token."`
 	CustomDomain    string           `json:"customDomain,omitempty" maxLength:"253" doc:"A host name to serve the project on, e.g. www.example.com, attached pending DNS verification when the deployment completes. Not an IP address, localhost, an API host name, or under the sites domain."`
 	InitFiles       []InitFile       `json:"initFiles,omitempty" doc:"The project's files. At most 10,000 files in initFiles and all diffs together; each file at most 25 MiB decoded; paths unique."`
+	Files           []FileRef        `json:"files,omitempty" doc:"Files by content, uploaded before with PUT /files/{sha256} (ask POST /files/missing which): beside or instead of initFiles, and applied after them. Counted with initFiles and diffs toward the 10,000 files; paths unique across both."`
 	HistoryMessages []HistoryMessage `json:"historyMessages,omitempty" maxItems:"100000" doc:"The conversation that produced the project; the diffs of its messages are applied, in order, on top of initFiles. At most 100,000 messages."`
 	// Targets and aliases (issue 11, targets.go).
 	Target string `json:"target,omitempty" enum:"production,preview" doc:"production (the default): the deployment goes live on the project's production alias when it completes, unless a newer one already has. preview: it gets its own URL only and never moves production nor custom domains; POST /deployments/{id}/promote makes it production. A preview takes no customDomain."`
@@ -196,7 +197,7 @@ func (s *server) checkDeploy(req *DeployRequest) ([]plannedOp, string, *ErrorRes
 		}
 	}
 
-	count := len(req.InitFiles)
+	count := len(req.InitFiles) + len(req.Files)
 	for _, m := range req.HistoryMessages {
 		count += len(m.Diff)
 	}
@@ -243,6 +244,8 @@ func (s *server) checkDeploy(req *DeployRequest) ([]plannedOp, string, *ErrorRes
 			}
 		}
 	}
+
+	ops = append(ops, checkFileRefs(&p, req, seen)...)
 
 	for mi, m := range req.HistoryMessages {
 		if m.Role != "user" && m.Role != "assistant" {
@@ -298,8 +301,8 @@ func (s *server) storeContents(ctx context.Context, ops []plannedOp) error {
 	sem := make(chan struct{}, putConcurrency)
 	inline := int64(0)
 	for i := range ops {
-		if ops[i].op.Type == libra.OpDelete {
-			continue
+		if ops[i].op.Type == libra.OpDelete || ops[i].op.Digest != "" {
+			continue // nothing to store, or stored already (files by digest)
 		}
 		if n := ops[i].content.size(); n <= libra.InlineMaxBytes && inline+n <= libra.InlineMaxTotalBytes {
 			inline += n
@@ -396,9 +399,13 @@ func (s *server) deploy(ctx context.Context, in *deployInput) (*deployOutput, er
 		}
 	}
 
+	if e := s.checkHeldFiles(ctx, tok.OrgID, ops); e != nil {
+		return nil, e
+	}
 	if e := s.storeFiles(ctx, ops); e != nil {
 		return nil, e
 	}
+	s.recordStoredFiles(ctx, tok.OrgID, ops)
 	input := make([]libra.FileOp, len(ops))
 	for i := range ops {
 		input[i] = ops[i].op

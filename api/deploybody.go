@@ -98,6 +98,7 @@ func (e *encoding) UnmarshalJSON(b []byte) error {
 // deployCounts sizes the lists before anything is allocated per element.
 type deployCounts struct {
 	InitFiles       []skipped `json:"initFiles"`
+	Files           []skipped `json:"files"`
 	HistoryMessages []skipped `json:"historyMessages"`
 }
 
@@ -109,6 +110,11 @@ type deployShape struct {
 		Content  present  `json:"content"`
 		Encoding encoding `json:"encoding"`
 	} `json:"initFiles"`
+	Files []struct {
+		Path   present `json:"path"`
+		SHA256 present `json:"sha256"`
+		Size   present `json:"size"`
+	} `json:"files"`
 	HistoryMessages []struct {
 		Role    present `json:"role"`
 		Content present `json:"content"`
@@ -160,6 +166,9 @@ func checkCounts(body []byte) *ErrorResponse {
 	if len(n.InitFiles) > libra.MaxFiles {
 		p.large("initFiles", "%d files in initFiles; the limit is %d", len(n.InitFiles), libra.MaxFiles)
 	}
+	if len(n.Files) > libra.MaxFiles {
+		p.large("files", "%d files; the limit is %d", len(n.Files), libra.MaxFiles)
+	}
 	if len(n.HistoryMessages) > maxHistoryMessages {
 		p.large("historyMessages", "%d messages; the limit is %d", len(n.HistoryMessages), maxHistoryMessages)
 	}
@@ -179,6 +188,10 @@ func checkShape(body []byte) *ErrorResponse {
 		field := fmt.Sprintf("initFiles[%d]", i)
 		p.require(field, sent{"path", f.Path}, sent{"content", f.Content})
 		p.knownEncoding(field, f.Encoding)
+	}
+	count += len(shape.Files)
+	for i, f := range shape.Files {
+		p.require(fmt.Sprintf("files[%d]", i), sent{"path", f.Path}, sent{"sha256", f.SHA256}, sent{"size", f.Size})
 	}
 	for i, m := range shape.HistoryMessages {
 		field := fmt.Sprintf("historyMessages[%d]", i)

@@ -88,7 +88,7 @@ func TestDeployFieldsMatchTheSchema(t *testing.T) {
 	if got := f.Tag.Get("maxItems"); got != strconv.Itoa(maxHistoryMessages) {
 		t.Errorf("historyMessages maxItems %q, enforced %d", got, maxHistoryMessages)
 	}
-	if len(deployFields) != 8 || strings.Join(requiredDeployFields, ",") != "projectId,orgId,userId" {
+	if len(deployFields) != 9 || strings.Join(requiredDeployFields, ",") != "projectId,orgId,userId" {
 		t.Errorf("fields %v, required %v", deployFields, requiredDeployFields)
 	}
 }

@@ -61,6 +61,7 @@ func newError(status int, code, msg string, details any) *ErrorResponse {
 // codeStatus maps every code the service can produce to its HTTP status.
 var codeStatus = map[string]int{
 	libra.CodeValidation:         http.StatusBadRequest,
+	libra.CodeMissingFiles:       http.StatusBadRequest,
 	libra.CodeUnauthorized:       http.StatusUnauthorized,
 	libra.CodeForbidden:          http.StatusForbidden,
 	libra.CodeNotFound:           http.StatusNotFound,

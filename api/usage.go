@@ -57,6 +57,7 @@ type UsageTotal struct {
 type OrgUsage struct {
 	OrgID    string             `json:"orgId" doc:"The token's org."`
 	Projects []ProjectUsageItem `json:"projects" doc:"Every project of the org, by id, including those with no deployments."`
+	Uploaded UsageTotal         `json:"uploaded" doc:"Files uploaded with PUT /files/{sha256} that no retained deployment uses (yet); deployments is always 0. Included in total."`
 	Total    UsageTotal         `json:"total"`
 }
 
@@ -83,6 +84,9 @@ func (s *server) getUsage(ctx context.Context, _ *struct{}) (*orgUsageOutput, er
 		for digest, size := range sizes {
 			all[digest] = size
 		}
+	}
+	if err := s.addUploads(ctx, org, all, &out.Uploaded); err != nil {
+		return nil, err
 	}
 	for _, size := range all {
 		out.Total.Files++

@@ -26,7 +26,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	return append([]command{
 		{"serve", "run the API, the queue workers and the site host", runServe},
 		{"token", "API tokens: token create --org ORG --user USER [--expires 720h] | list --org ORG | revoke ID", runToken},
 		{"project", "create a project: project create --org ORG --id ID [--name NAME]", runProject},
@@ -39,7 +39,7 @@ func commands() []command {
 			_, err := fmt.Fprintln(w, version)
 			return err
 		}},
-	}
+	}, clientCommands()...)
 }
 
 func usage(w io.Writer) {
@@ -78,6 +78,11 @@ func run(args []string) int {
 			}
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "libra-deploy %s: %v\n", c.name, err)
+				// Client commands give each kind of failure its own code (cli.go).
+				var coded interface{ ExitCode() int }
+				if errors.As(err, &coded) {
+					return coded.ExitCode()
+				}
 				return 1
 			}
 			return 0

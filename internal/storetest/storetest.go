@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Aliases", testAliases},
 		{"AliasNeverShadowsSiteLabel", testAliasNeverShadowsSiteLabel},
 		{"AliasRetention", testAliasRetention},
+		{"OrgBlobs", testOrgBlobs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
