@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/internal/buildfile"
@@ -198,14 +199,29 @@ func (s *Sandbox) ReadFiles(ctx context.Context, dir string, fn func(p string, s
 	})
 }
 
-// Destroy deletes the remote sandbox. A failed delete can be tried again.
+// deleteTries is how often Destroy asks before it gives up: a sandbox left
+// running costs money until the provider's own timeout ends it.
+const deleteTries = 3
+
+// Destroy deletes the remote sandbox, asking again after a passing fault.
+// A failed delete can be tried again.
 func (s *Sandbox) Destroy(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed {
 		return nil
 	}
-	if err := s.b.Delete(ctx); err != nil {
+	var err error
+	for try := range deleteTries {
+		if err = s.b.Delete(ctx); err == nil || libra.IsPermanent(err) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try+1) * 500 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("delete the %s sandbox: %w", s.provider, err)
 	}
 	s.destroyed = true
