@@ -246,3 +246,36 @@ func waitDeadLettered(t *testing.T, s *server, id string) {
 		t.Fatalf("not dead-lettered: %q", list)
 	}
 }
+
+// A real Vite + React build, installed from the npm registry inside each
+// fake (which runs the commands for real), then served.
+func TestRemoteSandboxBuildsViteApp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs from the npm registry")
+	}
+	for _, rf := range remoteFakes {
+		t.Run(rf.name, func(t *testing.T) {
+			fake := rf.start(t)
+			s := startServer(t, fake.env(fake.key)...)
+			tok := s.setup("acme", "vite")
+			start := time.Now()
+			st := s.waitFinal(deployFiles(s, tok, "acme", "vite", viteReactApp("Vite in "+rf.name)).str("deploymentId"), 5*time.Minute)
+			if st.str("status") != "completed" {
+				t.Fatalf("build: %s", tail(string(st.body), 4000))
+			}
+			t.Logf("Vite app built in the %s fake and published in %s", rf.name, time.Since(start).Round(time.Millisecond))
+			host := "vite.localhost:" + s.port
+			page := s.do("GET", "/", nil, "Host", host)
+			ref := assetRef.FindString(string(page.body))
+			if page.status != 200 || !strings.Contains(string(page.body), "Vite in "+rf.name) || ref == "" {
+				t.Fatalf("index.html: %d %s", page.status, page.body)
+			}
+			if js := s.do("GET", ref, nil, "Host", host); js.status != 200 || !strings.Contains(string(js.body), "count is") {
+				t.Fatalf("%s: %d", ref, js.status)
+			}
+			if fake.live() != 0 {
+				t.Fatalf("%d sandboxes live after the build", fake.live())
+			}
+		})
+	}
+}
