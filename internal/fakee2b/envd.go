@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,29 +49,66 @@ func envdError(w http.ResponseWriter, code int, msg string) {
 }
 
 func (f *Fake) upload(w http.ResponseWriter, r *http.Request, s *sandbox) {
-	dst, ok := s.resolve(r.URL.Query().Get("path"))
+	body, name, err := uploadBody(r)
+	if err != nil {
+		envdError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q := r.URL.Query().Get("path"); q != "" {
+		name = q
+	}
+	dst, ok := s.resolve(name)
 	if !ok {
 		envdError(w, http.StatusBadRequest, "invalid path")
 		return
 	}
-	if r.Header.Get("Content-Type") != "application/octet-stream" {
-		envdError(w, http.StatusBadRequest, "this fake takes application/octet-stream uploads only")
-		return
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		envdError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	out, err := os.Create(dst)
-	if err == nil {
-		_, err = io.Copy(out, r.Body)
-		out.Close()
-	}
-	if err != nil {
+	if err := writeFile(dst, body); err != nil {
 		envdError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, []map[string]string{{"path": dst, "name": filepath.Base(dst), "type": "file"}})
+}
+
+// uploadBody is the file of an upload, raw (application/octet-stream,
+// path in the query) or as the "file" part of a multipart form (the part's
+// file name is the path when the query has none), as envd.yaml allows.
+func uploadBody(r *http.Request) (io.Reader, string, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "application/octet-stream":
+		return r.Body, "", nil
+	case "multipart/form-data":
+		mr, err := r.MultipartReader()
+		if err != nil {
+			return nil, "", err
+		}
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				return nil, "", errors.New("multipart form without a file part")
+			}
+			if part.FormName() == "file" {
+				return part, part.FileName(), nil
+			}
+		}
+	default:
+		return nil, "", fmt.Errorf("unsupported upload content type %q", ct)
+	}
+}
+
+func writeFile(dst string, body io.Reader) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, body); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func (f *Fake) download(w http.ResponseWriter, r *http.Request, s *sandbox) {
