@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,6 +31,8 @@ func (f *Fake) serveToolbox(w http.ResponseWriter, r *http.Request, rest string)
 		f.bulkUpload(w, r, s)
 	case p == "/files/download" && r.Method == http.MethodGet:
 		f.download(w, r, s)
+	case p == "/files/bulk-download" && r.Method == http.MethodPost:
+		bulkDownload(w, r, s)
 	case p == "/process/session" && r.Method == http.MethodPost:
 		f.createSession(w, r, s)
 	case strings.HasPrefix(p, "/process/session/"):
@@ -110,6 +113,32 @@ func (f *Fake) download(w http.ResponseWriter, r *http.Request, s *sandbox) {
 	defer file.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = io.Copy(w, file)
+}
+
+// bulkDownload answers each path as a multipart part named "file" (its
+// file name is the path) or, when it cannot be read, one named "error".
+func bulkDownload(w http.ResponseWriter, r *http.Request, s *sandbox) {
+	var req struct {
+		Paths []string `json:"paths"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Paths == nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(http.StatusBadRequest, "paths is required"))
+		return
+	}
+	mw := multipart.NewWriter(w)
+	w.Header().Set("Content-Type", mw.FormDataContentType())
+	for _, p := range req.Paths {
+		dst, ok := s.resolve(p)
+		b, err := os.ReadFile(dst)
+		if !ok || err != nil {
+			part, _ := mw.CreateFormField("error")
+			_ = json.NewEncoder(part).Encode(map[string]any{"source": p, "message": "file not found", "statusCode": 404})
+			continue
+		}
+		part, _ := mw.CreateFormFile("file", p)
+		_, _ = part.Write(b)
+	}
+	_ = mw.Close()
 }
 
 func (f *Fake) createSession(w http.ResponseWriter, r *http.Request, s *sandbox) {
