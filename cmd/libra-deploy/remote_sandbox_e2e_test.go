@@ -279,3 +279,27 @@ func TestRemoteSandboxBuildsViteApp(t *testing.T) {
 		})
 	}
 }
+
+// A service shutting down mid-build deletes the remote sandbox before it
+// exits: nothing is left running (and billed) at the provider.
+func TestRemoteSandboxDeletedOnShutdown(t *testing.T) {
+	for _, rf := range remoteFakes {
+		t.Run(rf.name, func(t *testing.T) {
+			fake := rf.start(t)
+			s := startServer(t, append(fake.env(fake.key), "SHUTDOWN_GRACE_MS=500")...)
+			tok := s.setup("acme", "endless")
+			id := deployFiles(s, tok, "acme", "endless", files(
+				"package.json", `{"name":"endless","private":true,"scripts":{"build":"node -e \"console.log('forever');setInterval(()=>{},1000)\""}}`)).str("deploymentId")
+			s.waitFor(id, 60*time.Second, func(r response) bool { return strings.Contains(string(r.body), "forever") })
+			if fake.live() != 1 {
+				t.Fatalf("%d sandboxes live during the build, want 1", fake.live())
+			}
+			if err := s.stop(60 * time.Second); err != nil {
+				t.Fatalf("serve exit: %v", err)
+			}
+			if fake.live() != 0 || fake.deleted() != 1 {
+				t.Fatalf("after shutdown: %d live, %d deleted; want 0 and 1\n%s", fake.live(), fake.deleted(), tail(s.logs.String(), 2000))
+			}
+		})
+	}
+}
