@@ -26,7 +26,7 @@ func newProvider(fake *fakedaytona.Running, key string) *daytona.Provider {
 	})
 }
 
-func projectDir(t *testing.T) string {
+func projectDir(t testing.TB) string {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"p"}`), 0o644); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func newProvider(fake *fakee2b.Running, key string, timeout time.Duration) *e2b.
 	})
 }
 
-func projectDir(t *testing.T) string {
+func projectDir(t testing.TB) string {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
 		t.Fatal(err)

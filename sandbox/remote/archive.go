@@ -23,7 +23,8 @@ func Pack(dir string) ([]byte, error) {
 	}
 	defer root.Close()
 	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
+	// BestSpeed: the archive lives for one transfer; CPU is the scarcer.
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	tw := tar.NewWriter(gz)
 	err = fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || p == "." {
