@@ -303,3 +303,31 @@ func TestRemoteSandboxDeletedOnShutdown(t *testing.T) {
 		})
 	}
 }
+
+// Without a key the service still starts and serves static sites; /health
+// says why builds cannot run, and a project that needs one fails at once
+// with that reason, never calling the provider.
+func TestRemoteSandboxMissingKey(t *testing.T) {
+	for _, rf := range remoteFakes {
+		t.Run(rf.name, func(t *testing.T) {
+			fake := rf.start(t)
+			s := startServer(t, fake.env("")...)
+			health := s.do("GET", "/health", nil)
+			checks, _ := health.json["checks"].(map[string]any)
+			if checks["sandbox"] == "healthy" || checks["database"] != "healthy" {
+				t.Fatalf("health: %s", health.body)
+			}
+			tok := s.setup("acme", "nokey")
+			if st := s.waitFinal(s.deploy(tok, staticSite("acme", "nokey", 2)).str("deploymentId"), 30*time.Second); st.str("status") != "completed" {
+				t.Fatalf("static site without a sandbox: %s", st.body)
+			}
+			st := s.waitFinal(deployFiles(s, tok, "acme", "nokey", envProject("x")).str("deploymentId"), 30*time.Second)
+			if st.str("status") != "failed" || !strings.Contains(st.str("error"), fake.keyVar+" is not set") {
+				t.Fatalf("build without a key: %s", st.body)
+			}
+			if fake.creates() != 0 {
+				t.Fatalf("%d creates without a key", fake.creates())
+			}
+		})
+	}
+}
