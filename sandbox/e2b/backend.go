@@ -24,7 +24,7 @@ type backend struct {
 	envd  string
 
 	stopOnce sync.Once
-	stop     chan struct{}
+	stop     context.CancelFunc
 	done     chan struct{}
 }
 
@@ -32,19 +32,22 @@ type backend struct {
 // build longer than the timeout keeps its sandbox while one this service
 // lost (a crash) still expires soon after.
 func (b *backend) startKeepAlive() {
-	b.stop, b.done = make(chan struct{}), make(chan struct{})
+	// Stopping cancels a renewal under way, so that Delete never waits
+	// for a slow one.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop, b.done = cancel, make(chan struct{})
 	go func() {
 		defer close(b.done)
 		t := time.NewTicker(max(b.p.cfg.Timeout/3, 100*time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
-			case <-b.stop:
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				// A failed renewal is retried at the next tick; the
 				// sandbox has two more thirds of its timeout to live.
-				_ = b.p.api(context.Background(), "extend sandbox timeout", http.MethodPost,
+				_ = b.p.api(ctx, "extend sandbox timeout", http.MethodPost,
 					"/sandboxes/"+url.PathEscape(b.id)+"/timeout", map[string]int{"timeout": b.p.timeoutSeconds()}, nil)
 			}
 		}
@@ -55,7 +58,7 @@ func (b *backend) startKeepAlive() {
 func (b *backend) Delete(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		if b.stop != nil {
-			close(b.stop)
+			b.stop()
 			<-b.done
 		}
 	})

@@ -72,14 +72,19 @@ func packEntry(root *os.Root, tw *tar.Writer, p string, e fs.DirEntry) error {
 }
 
 // ErrArchiveTooLarge is returned by Unpack when the archive holds more than
-// its limit: a build that writes without end must not fill this host.
+// its limit, in bytes or in entries: a build that writes without end must
+// not fill this host's disk or its inodes.
 var ErrArchiveTooLarge = errors.New("the build's files exceed the size limit")
+
+// maxEntries caps the files and directories one archive brings back (a
+// variable so that a test can lower it).
+var maxEntries = 200_000
 
 // Unpack extracts the gzipped tar r into dir, replacing what is there. The
 // archive comes from an untrusted build: only directories and regular files
 // are extracted, every path stays inside dir (os.Root), an existing entry is
 // removed before it is written (never written through), and the total is
-// capped at limit bytes.
+// capped at limit bytes and maxEntries entries.
 func Unpack(r io.Reader, dir string, limit int64) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
@@ -93,7 +98,7 @@ func Unpack(r io.Reader, dir string, limit int64) error {
 	defer root.Close()
 	tr := tar.NewReader(gz)
 	var total int64
-	for {
+	for entries := 0; ; entries++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -102,7 +107,7 @@ func Unpack(r io.Reader, dir string, limit int64) error {
 			return fmt.Errorf("unpack the build's files: %w", err)
 		}
 		total += h.Size
-		if total > limit {
+		if total > limit || entries >= maxEntries {
 			return ErrArchiveTooLarge
 		}
 		if err := unpackEntry(root, tr, h); err != nil {

@@ -142,3 +142,18 @@ func TestScriptQuotesEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestUnpackCapsEntries(t *testing.T) {
+	defer func(n int) { maxEntries = n }(maxEntries)
+	maxEntries = 3
+	var many []entry
+	for i := range 5 {
+		many = append(many, entry{name: string(rune('a'+i)) + ".txt", typ: tar.TypeReg})
+	}
+	if err := Unpack(bytes.NewReader(archive(t, many...)), t.TempDir(), 1<<20); !errors.Is(err, ErrArchiveTooLarge) {
+		t.Fatalf("err %v, want ErrArchiveTooLarge", err)
+	}
+	if err := Unpack(bytes.NewReader(archive(t, many[:3]...)), t.TempDir(), 1<<20); err != nil {
+		t.Fatalf("three entries: %v", err)
+	}
+}
