@@ -130,7 +130,8 @@ func (s *Sandbox) Run(ctx context.Context, c libra.Command) (int, error) {
 // syncBack replaces the project on this host with the sandbox's copy,
 // except the dependencies, which stay in the sandbox.
 func (s *Sandbox) syncBack(ctx context.Context) error {
-	script := fmt.Sprintf("tar -czf %s --exclude=./node_modules --exclude=./.git -C %s .", syncArchive, ProjectDir)
+	// Dependencies at any depth (workspaces have their own) stay behind.
+	script := fmt.Sprintf("tar -czf %s --exclude=node_modules --exclude=.git -C %s .", syncArchive, ProjectDir)
 	if err := s.housekeeping(ctx, "archive the project", script); err != nil {
 		return err
 	}
