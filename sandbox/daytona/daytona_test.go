@@ -65,7 +65,7 @@ func TestDaytonaBuildLifecycle(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	var out timedLines
-	script := `cat package.json; echo; echo first; sleep 0.6; echo second >&2; mkdir -p dist && cp src/page.html dist/index.html && echo "$GREETING" > dist/env.txt`
+	script := `cat package.json; echo; echo first; sleep 1.5; echo second >&2; mkdir -p dist && cp src/page.html dist/index.html && echo "$GREETING" > dist/env.txt`
 	code, err := sb.Run(ctx, libra.Command{Args: []string{"bash", "-c", script}, Env: map[string]string{"GREETING": "it's me"}, Timeout: 20 * time.Second, Output: out.add})
 	if err != nil || code != 0 {
 		t.Fatalf("run: code %d err %v; output %q", code, err, out.lines)
@@ -113,7 +113,7 @@ func checkStreamed(t *testing.T, out *timedLines) {
 	if first < 0 || second < 0 || !strings.Contains(strings.Join(out.lines, "\n"), `{"name":"p"}`) {
 		t.Fatalf("output lines: %q", out.lines)
 	}
-	if gap := out.at[second].Sub(out.at[first]); gap < 300*time.Millisecond {
+	if gap := out.at[second].Sub(out.at[first]); gap < 500*time.Millisecond {
 		t.Fatalf("output was not streamed: %q and %q arrived %s apart", out.lines[first], out.lines[second], gap)
 	}
 }

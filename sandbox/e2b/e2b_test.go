@@ -59,11 +59,11 @@ func (l *timedLines) index(s string) int {
 	return -1
 }
 
-// The sandbox's timeout is 2 s and the build takes longer: only the
+// The sandbox's timeout is 4 s and the build takes longer: only the
 // renewals keep the sandbox alive.
 func TestE2BBuildLifecycle(t *testing.T) {
 	fake := fakee2b.Start(t, testKey)
-	p := newProvider(fake, testKey, 2*time.Second)
+	p := newProvider(fake, testKey, 4*time.Second)
 	ctx := context.Background()
 	dir := projectDir(t)
 	sb, err := p.Create(ctx, libra.SandboxOptions{DeploymentID: "dep1", OrgID: "org1", WorkDir: dir})
@@ -71,13 +71,13 @@ func TestE2BBuildLifecycle(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	var out timedLines
-	script := `echo first; sleep 3; echo second >&2; mkdir -p dist && cp src/page.html dist/index.html && echo "$GREETING" > dist/env.txt`
+	script := `echo first; sleep 5; echo second >&2; mkdir -p dist && cp src/page.html dist/index.html && echo "$GREETING" > dist/env.txt`
 	code, err := sb.Run(ctx, libra.Command{Args: []string{"bash", "-c", script}, Env: map[string]string{"GREETING": "it's me"}, Timeout: 20 * time.Second, Output: out.add})
 	if err != nil || code != 0 {
 		t.Fatalf("run: code %d err %v output %q", code, err, out.lines)
 	}
 	first, second := out.index("first"), out.index("second")
-	if first < 0 || second < 0 || out.at[second].Sub(out.at[first]) < 2*time.Second {
+	if first < 0 || second < 0 || out.at[second].Sub(out.at[first]) < 3*time.Second {
 		t.Fatalf("output not streamed as it came: %q", out.lines)
 	}
 	files := map[string]string{}
