@@ -50,8 +50,10 @@ func newSandboxes(ctx context.Context, c *config, logger *slog.Logger) (libra.Sa
 			logger.Warn("build sandbox check failed", "provider", "local", "err", err)
 		}
 		return p, func() { p.Close() }
+	case "daytona", "e2b":
+		return newRemoteSandboxes(ctx, c.SandboxProvider, logger), func() {}
 	default:
-		err := fmt.Errorf("unknown sandbox provider %q (SANDBOX_BUILDER_DEFAULT_PROVIDER); this build knows \"local\"", c.SandboxProvider)
+		err := fmt.Errorf("unknown sandbox provider %q (SANDBOX_BUILDER_DEFAULT_PROVIDER); this build knows \"local\", \"daytona\" and \"e2b\"", c.SandboxProvider)
 		logger.Warn("build sandbox unavailable", "err", err)
 		return unavailable{c.SandboxProvider, err}, func() {}
 	}

@@ -1,0 +1,11 @@
+import { Sandbox } from 'e2b'
+const sbx = await Sandbox.create('base', { timeoutMs: 60_000 })
+console.log('created', sbx.sandboxId)
+await sbx.files.write('hello.txt', 'hi from the reference client\n')
+const r = await sbx.commands.run('cat hello.txt; echo exit-check >&2; exit 0')
+console.log('stdout:', JSON.stringify(r.stdout), 'stderr:', JSON.stringify(r.stderr), 'exit', r.exitCode)
+const back = await sbx.files.read('hello.txt')
+console.log('read:', JSON.stringify(back))
+await sbx.setTimeout(120_000)
+await sbx.kill()
+console.log('killed')
