@@ -335,6 +335,7 @@ func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
 		SiteURL:      s.runner.SiteURL,
 		Invalidate:   s.sites.Invalidate,
 		Republish:    republisher(s.runner.Target, s.db, s.artifacts.Store),
+		DomainStates: domainStates(s.runner.Target),
 		Logger:       s.log,
 		APIHosts:     c.APIHosts,
 		VerifyDomain: verifyDomain,
