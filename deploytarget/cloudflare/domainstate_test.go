@@ -122,3 +122,31 @@ func TestDomainStatesTimeout(t *testing.T) {
 		t.Fatalf("after %v: %+v, want unknown, timed out", took, st)
 	}
 }
+
+// TestDomainStatesAcrossNodes: a node that did not attach a domain (a
+// second Target on the same account, with its own cache) shows the state
+// the first one's deploy left on Cloudflare, and sees Cloudflare's later
+// change once its cached answer is older than the TTL.
+func TestDomainStatesAcrossNodes(t *testing.T) {
+	e := newEnv(t, cloudflare.Config{ZoneID: zoneID, ZoneName: "example.com", DomainMode: "saas"})
+	e.publishWith(t, "shop.customer.org")
+	nodeB, err := cloudflare.New(cloudflare.Config{APIBase: e.url, AccountID: account, Token: token, ZoneID: zoneID,
+		ZoneName: "example.com", DomainMode: "saas", StateTTL: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		return nodeB.DomainStates(context.Background(), "Proj_1", []string{"shop.customer.org"})["shop.customer.org"].Status
+	}
+	if got := read(); got != "pending" {
+		t.Fatalf("node B sees %q, want pending", got)
+	}
+	e.fake.SetCustomHostname("shop.customer.org", "active", "active")
+	deadline := time.Now().Add(5 * time.Second)
+	for read() != "active" {
+		if time.Now().After(deadline) {
+			t.Fatal("node B never saw the hostname become active")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
