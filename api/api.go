@@ -84,6 +84,9 @@ type Config struct {
 	// deploy target before a rollback points production at it (the
 	// target serves what it was last sent, not what the store says).
 	Republish func(ctx context.Context, projectID, deploymentID string) error
+	// DomainStates, when set, reports the project's custom domains as the
+	// deploy target sees them (libra.DomainStateReader).
+	DomainStates func(ctx context.Context, projectID string, domains []string) map[string]libra.TargetDomain
 	// Invalidate, when set, is told the label (a deployment's site label,
 	// or a project's lower-cased id) whose site a request changed, so the site
 	// host drops what it cached for it and for every custom domain.

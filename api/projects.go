@@ -87,6 +87,9 @@ type DomainItem struct {
 	CheckedAt    *time.Time         `json:"lastCheckedAt,omitempty" doc:"When the DNS record was last checked."`
 	CheckError   string             `json:"lastCheckError,omitempty" doc:"Why the last check did not verify the domain."`
 	Verification DomainVerification `json:"verification" doc:"The DNS record that proves ownership."`
+	// Target is set when the deploy target keeps its own state of the
+	// domain (DEPLOY_TARGET=cloudflare).
+	Target *libra.TargetDomain `json:"target,omitempty" doc:"The domain as the deploy target reports it (Cloudflare), read when asked."`
 }
 
 // DomainVerification is the DNS record that verifies a custom domain.
@@ -334,6 +337,7 @@ func (s *server) domains(ctx context.Context, projectID string) ([]DomainItem, e
 	for i, d := range ds {
 		out[i] = domainItem(d, token)
 	}
+	s.addTargetStates(ctx, projectID, out)
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -261,4 +262,90 @@ func TestCloudflareCustomDomain(t *testing.T) {
 	if got := fake.Domains(); len(got) != 1 || got["shop.example.com"] != "libra-shop" {
 		t.Fatalf("Workers custom domains = %v, want only the verified one", got)
 	}
+	states := targetStates(t, s, tok, "/projects/shop/domains")
+	if st := states["shop.example.com"]; st.Kind != "workers_custom_domain" || st.Status != "active" || st.Local != "verified" {
+		t.Fatalf("shop.example.com on the domains list: %+v, want verified here and active on Cloudflare", st)
+	}
+	if st := states["pending.example.com"]; st.Status != "not_attached" || st.Local != "pending" {
+		t.Fatalf("pending.example.com on the domains list: %+v, want pending here, not attached on Cloudflare", st)
+	}
+}
+
+// targetDomain is a domain of a project's listing: the local state and
+// the deploy target's.
+type targetDomain struct {
+	Local  string
+	Kind   string `json:"kind"`
+	Status string `json:"status"`
+	SSL    string `json:"sslStatus"`
+	Owner  *struct {
+		Type, Name, Value string
+	} `json:"ownershipVerification"`
+	SSLValidation []struct{ Type, Name, Value string } `json:"sslValidation"`
+	Errors        []string                             `json:"errors"`
+}
+
+// targetStates reads the domains at path (a project's listing or its
+// detail) by name, with the target's state of each.
+func targetStates(t *testing.T, s *server, tok, path string) map[string]targetDomain {
+	t.Helper()
+	r := s.do("GET", path, nil, bearer(tok)...)
+	wantCode(t, r, 200, "")
+	var body struct {
+		Domains []struct {
+			Domain string        `json:"domain"`
+			Status string        `json:"status"`
+			Target *targetDomain `json:"target"`
+		} `json:"domains"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]targetDomain{}
+	for _, d := range body.Domains {
+		if d.Target == nil {
+			t.Fatalf("%s in %s has no target state: %s", d.Domain, path, r.body)
+		}
+		d.Target.Local = d.Status
+		out[d.Domain] = *d.Target
+	}
+	return out
+}
+
+// TestCloudflareCustomHostnames: with CLOUDFLARE_DOMAIN_MODE=saas a
+// verified domain becomes a Cloudflare for SaaS custom hostname; the
+// project's domains show Cloudflare's pending state with the TXT records
+// its owner must add, then active once Cloudflare has checked them.
+func TestCloudflareCustomHostnames(t *testing.T) {
+	fake, env := cloudflareFake(t, cfToken)
+	s := startServer(t, append(env, "CLOUDFLARE_ZONE_ID="+fake.ZoneID, "CLOUDFLARE_ZONE_NAME="+fake.ZoneName,
+		"CLOUDFLARE_DOMAIN_MODE=saas", "CLOUDFLARE_DOMAIN_STATE_TTL=0", "DOMAIN_CHECK_INTERVAL=0")...)
+	tok := s.setup("acme", "shop")
+	wantCode(t, s.do("POST", "/projects/shop/domains", map[string]any{"domain": "shop.customer.org"}, bearer(tok)...), 201, "")
+	if st := targetStates(t, s, tok, "/projects/shop/domains")["shop.customer.org"]; st.Kind != "custom_hostname" || st.Status != "not_attached" {
+		t.Fatalf("before any deployment: %+v", st)
+	}
+	markVerified(t, s, "shop.customer.org")
+	id := s.deployWait(tok, site("acme", "shop", map[string]string{"index.html": "<h1>shop</h1>"}), "completed")
+	if got := s.waitFinal(id, time.Second).str("url"); got != "https://shop.customer.org/" {
+		t.Fatalf("url = %q, want the custom hostname", got)
+	}
+	h := fake.CustomHostnames()["shop.customer.org"]
+	if h.Origin != "libra-shop.example.com" {
+		t.Fatalf("custom hostname %+v, want its origin the Worker's domain", h)
+	}
+	st := targetStates(t, s, tok, "/projects/shop/domains")["shop.customer.org"]
+	if st.Status != "pending" || st.SSL != "pending_validation" || st.Owner == nil || st.Owner.Name != h.OwnershipName ||
+		st.Owner.Value != h.OwnershipValue || len(st.SSLValidation) != 1 || st.SSLValidation[0].Value != h.SSLTXTValue ||
+		len(st.Errors) != 1 || st.Errors[0] != h.VerificationErrors[0] {
+		t.Fatalf("pending custom hostname shown as %+v; Cloudflare has %+v", st, h)
+	}
+	fake.SetCustomHostname("shop.customer.org", "active", "active")
+	for _, path := range []string{"/projects/shop/domains", "/projects/shop"} {
+		st := targetStates(t, s, tok, path)["shop.customer.org"]
+		if st.Status != "active" || st.SSL != "active" || len(st.Errors) != 0 {
+			t.Fatalf("%s after Cloudflare activated the hostname: %+v", path, st)
+		}
+	}
+	noSecret(t, s)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/deploytarget/cloudflare"
@@ -17,6 +18,13 @@ func deployTarget() (libra.DeployTarget, error) {
 	case "local":
 		return nil, nil
 	case "cloudflare":
+		stateTTL, err := envDuration("CLOUDFLARE_DOMAIN_STATE_TTL", 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if stateTTL == 0 {
+			stateTTL = -1 // 0 turns the cache off; the target's zero is its default
+		}
 		target, err := cloudflare.New(cloudflare.Config{
 			APIBase:           os.Getenv("CLOUDFLARE_API_BASE_URL"),
 			AccountID:         os.Getenv("CLOUDFLARE_ACCOUNT_ID"),
@@ -26,6 +34,8 @@ func deployTarget() (libra.DeployTarget, error) {
 			URLTemplate:       os.Getenv("CLOUDFLARE_URL_TEMPLATE"),
 			ZoneID:            os.Getenv("CLOUDFLARE_ZONE_ID"),
 			ZoneName:          os.Getenv("CLOUDFLARE_ZONE_NAME"),
+			DomainMode:        os.Getenv("CLOUDFLARE_DOMAIN_MODE"),
+			StateTTL:          stateTTL,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("deploy target: %w", err)
@@ -34,6 +44,16 @@ func deployTarget() (libra.DeployTarget, error) {
 	default:
 		return nil, fmt.Errorf("DEPLOY_TARGET %q is not one of local, cloudflare", t)
 	}
+}
+
+// domainStates is the API's hook to the target's view of custom domains,
+// nil when the target keeps none.
+func domainStates(target libra.DeployTarget) func(context.Context, string, []string) map[string]libra.TargetDomain {
+	reader, ok := target.(libra.DomainStateReader)
+	if !ok {
+		return nil
+	}
+	return reader.DomainStates
 }
 
 // republisher is the rollback hook of a deploy target: the kept

@@ -346,6 +346,7 @@ func (s *service) apiHandler(verifyDomain verifyFunc, stopping <-chan struct{}) 
 		SiteURL:      s.runner.SiteURL,
 		Invalidate:   s.sites.Invalidate,
 		Republish:    republisher(s.runner.Target, s.db, s.artifacts.Store),
+		DomainStates: domainStates(s.runner.Target),
 		Logger:       s.log,
 		APIHosts:     c.APIHosts,
 		VerifyDomain: verifyDomain,

@@ -41,9 +41,18 @@ type Config struct {
 	// ZoneID and ZoneName, when set, are the zone a project's verified
 	// custom domains are attached in as Workers custom domains
 	// (CLOUDFLARE_ZONE_ID, CLOUDFLARE_ZONE_NAME; the API takes both).
-	ZoneID     string
-	ZoneName   string
-	HTTPClient *http.Client
+	ZoneID   string
+	ZoneName string
+	// DomainMode is how domains are attached: DomainModeWorkers (the
+	// default) or DomainModeSaaS, custom hostnames of the zone
+	// (CLOUDFLARE_DOMAIN_MODE).
+	DomainMode string
+	// StateTTL is how long a node reuses a domain state it read from
+	// Cloudflare (default 10 s; CLOUDFLARE_DOMAIN_STATE_TTL); StateTimeout
+	// bounds the read (default 5 s).
+	StateTTL     time.Duration
+	StateTimeout time.Duration
+	HTTPClient   *http.Client
 	// MaxAttempts bounds the tries of one API call (default 5); RetryBase
 	// is the first pause between them (default 500 ms).
 	MaxAttempts int
@@ -52,7 +61,8 @@ type Config struct {
 
 // Target is a Cloudflare deploy target.
 type Target struct {
-	cfg Config
+	cfg    Config
+	states *stateCache
 }
 
 var accountIDPattern = regexp.MustCompile(`^[0-9a-zA-Z]{1,32}$`)
@@ -84,6 +94,31 @@ func New(cfg Config) (*Target, error) {
 	if (cfg.ZoneID == "") != (cfg.ZoneName == "") {
 		return nil, errors.New("custom domains on Cloudflare need both CLOUDFLARE_ZONE_ID and CLOUDFLARE_ZONE_NAME (the zone's domain, e.g. example.com)")
 	}
+	if err := checkDomainMode(&cfg); err != nil {
+		return nil, err
+	}
+	fillDefaults(&cfg)
+	return &Target{cfg: cfg, states: &stateCache{ttl: cfg.StateTTL}}, nil
+}
+
+// checkDomainMode checks CLOUDFLARE_DOMAIN_MODE: custom hostnames need the
+// SaaS zone, whose Workers custom domain is their origin.
+func checkDomainMode(cfg *Config) error {
+	switch cfg.DomainMode {
+	case "":
+		cfg.DomainMode = DomainModeWorkers
+	case DomainModeWorkers:
+	case DomainModeSaaS:
+		if cfg.ZoneID == "" {
+			return errors.New("CLOUDFLARE_DOMAIN_MODE=saas needs CLOUDFLARE_ZONE_ID and CLOUDFLARE_ZONE_NAME: the Cloudflare for SaaS zone")
+		}
+	default:
+		return fmt.Errorf("CLOUDFLARE_DOMAIN_MODE %q is not one of workers, saas", cfg.DomainMode)
+	}
+	return nil
+}
+
+func fillDefaults(cfg *Config) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
 	}
@@ -93,7 +128,12 @@ func New(cfg Config) (*Target, error) {
 	if cfg.RetryBase <= 0 {
 		cfg.RetryBase = 500 * time.Millisecond
 	}
-	return &Target{cfg: cfg}, nil
+	if cfg.StateTTL == 0 {
+		cfg.StateTTL = 10 * time.Second
+	}
+	if cfg.StateTimeout <= 0 {
+		cfg.StateTimeout = 5 * time.Second
+	}
 }
 
 // Name implements libra.DeployTarget.

@@ -233,6 +233,8 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		{"namespace without URL", cloudflare.Config{AccountID: account, Token: token, DispatchNamespace: "ns"}, "CLOUDFLARE_URL_TEMPLATE"},
 		{"bad base URL", cloudflare.Config{AccountID: account, Token: token, APIBase: "ftp://x"}, "CLOUDFLARE_API_BASE_URL"},
 		{"zone id without its name", cloudflare.Config{AccountID: account, Token: token, ZoneID: "z"}, "CLOUDFLARE_ZONE_NAME"},
+		{"saas without a zone", cloudflare.Config{AccountID: account, Token: token, DomainMode: "saas"}, "CLOUDFLARE_ZONE_ID"},
+		{"unknown domain mode", cloudflare.Config{AccountID: account, Token: token, DomainMode: "pages"}, "CLOUDFLARE_DOMAIN_MODE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := cloudflare.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -42,6 +42,9 @@ type Fake struct {
 	expire   int
 	unrouted []string
 	domains  map[string]string // hostname → Worker
+	// hostnames are the zone's Cloudflare for SaaS custom hostnames.
+	hostnames map[string]*CustomHostname
+	delays    map[string]time.Duration
 }
 
 type storedAsset struct {
@@ -74,7 +77,7 @@ func New(accountID, token string) *Fake {
 	f := &Fake{
 		AccountID: accountID, Token: token, Subdomain: "libra-test", BucketSize: 3, JWTTTL: time.Hour,
 		key: []byte("fake-cloudflare-signing-key"), assets: map[string]storedAsset{}, sessions: map[string]*session{},
-		scripts: map[string]*Script{}, calls: map[string]int{}, domains: map[string]string{},
+		scripts: map[string]*Script{}, calls: map[string]int{}, domains: map[string]string{}, hostnames: map[string]*CustomHostname{},
 		ZoneID: "fedcba9876543210fedcba9876543210", ZoneName: "example.com",
 	}
 	f.routes()
@@ -91,6 +94,34 @@ func (f *Fake) FailAfter(match string, status, skip, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults = append(f.faults, fault{match: match, status: status, skip: skip, left: n})
+}
+
+// Delay holds every request whose path contains match for d (or until its
+// client gives up) before answering: a Cloudflare that is slow to answer.
+func (f *Fake) Delay(match string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.delays == nil {
+		f.delays = map[string]time.Duration{}
+	}
+	f.delays[match] = d
+}
+
+func (f *Fake) delay(r *http.Request) {
+	f.mu.Lock()
+	var d time.Duration
+	for match, md := range f.delays {
+		if strings.Contains(r.URL.Path, match) {
+			d = md
+		}
+	}
+	f.mu.Unlock()
+	if d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+	}
 }
 
 // ExpireUploadTokens makes the next n asset uploads find their session
@@ -156,6 +187,7 @@ func (f *Fake) Calls(route string) int {
 // ServeHTTP implements http.Handler; the API lives at the root (point
 // CLOUDFLARE_API_BASE_URL at the fake's URL).
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.delay(r)
 	if status, ok := f.injectedFault(r.URL.Path); ok {
 		writeError(w, status, 10013, "injected fault: "+http.StatusText(status))
 		return
@@ -187,6 +219,9 @@ func (f *Fake) routes() {
 		"GET /accounts/{account}/workers/services/{script}": f.getService,
 		"PUT /accounts/{account}/workers/domains":           f.putDomain,
 		"GET " + scripts + "/deployments":                   f.getDeployments,
+		"GET /accounts/{account}/workers/domains":           f.listDomains,
+		"POST /zones/{zone}/custom_hostnames":               f.postCustomHostname,
+		"GET /zones/{zone}/custom_hostnames":                f.listCustomHostnames,
 	} {
 		f.mux.HandleFunc(pattern, f.counted(h))
 	}
