@@ -66,6 +66,9 @@ type Store interface {
 	// carries a lease (WithLease) write only while that lease is the
 	// deployment's, and return ErrLeaseLost otherwise.
 	LeaseStore
+
+	// Webhook endpoints and deliveries (webhooks.go).
+	WebhookStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

@@ -142,7 +142,8 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth); err != nil {
 			return fmt.Errorf("insert deployment: %w", err)
 		}
-		return nil
+		return db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentCreated, ProjectID: d.ProjectID,
+			DeploymentID: d.ID})
 	})
 }
 
@@ -184,7 +185,14 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 		if err != nil {
 			return fmt.Errorf("update deployment %s: %w", d.ID, err)
 		}
-		return appendLogs(ctx, tx, d.ID, logs)
+		if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
+			return err
+		}
+		if ev := libra.FinalEvent(d.Status); ev != "" {
+			return db.outbox(ctx, tx, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
+				Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)})
+		}
+		return nil
 	})
 }
 
@@ -238,6 +246,10 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		}
 		if tag.RowsAffected() > 0 {
 			changes = append(changes, projectFlip(project))
+			if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: project,
+				DeploymentID: id}); err != nil {
+				return err
+			}
 		}
 		if domain != "" {
 			if err := attachDomain(ctx, tx, project, domain); err != nil {

@@ -143,6 +143,12 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
 		return err
 	}
+	if ev := libra.FinalEvent(d.Status); ev != "" {
+		if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
+			Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)}); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -197,8 +203,17 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	if err != nil {
 		return fmt.Errorf("record manifest: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, storesql.MoveAlias, id, seq, project, seq); err != nil {
+	moved, err := tx.ExecContext(ctx, storesql.MoveAlias, id, seq, project, seq)
+	if err != nil {
 		return fmt.Errorf("move alias: %w", err)
+	}
+	if n, err := moved.RowsAffected(); err != nil {
+		return fmt.Errorf("move alias: %w", err)
+	} else if n > 0 {
+		if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: project,
+			DeploymentID: id}); err != nil {
+			return err
+		}
 	}
 	if domain != "" {
 		var owner string

@@ -52,6 +52,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LeaseExpiredAndStolen", testLeaseExpiredAndStolen},
 		{"LeaseReaper", testLeaseReaper},
 		{"Heartbeat", testHeartbeat},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"WebhookAttempts", testWebhookAttempts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
