@@ -32,6 +32,9 @@ type SiteHost interface {
 // Config is what New needs. Store and Artifacts are required.
 type Config struct {
 	Store libra.Store
+	// CheckWebhookURL validates a new webhook endpoint's URL; nil refuses
+	// private addresses (webhook.Sender.CheckURL).
+	CheckWebhookURL func(ctx context.Context, url string) error
 	// AdminToken, when set, is the credential of the admin routes.
 	AdminToken string
 	// SiteServed, when set, is told of every site response served here
@@ -316,6 +319,7 @@ func (s *server) register(api huma.API) {
 	s.registerUsage(api)
 	s.registerTokens(api)
 	s.registerProjectDelete(api)
+	s.registerWebhooks(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

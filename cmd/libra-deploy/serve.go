@@ -24,6 +24,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/internal/metrics"
 	"github.com/libra-deploy/libra-deploy/sitehost"
+	"github.com/libra-deploy/libra-deploy/webhook"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
 
@@ -335,6 +336,8 @@ func (s *service) apiHandler(verifyDomain verifyFunc) http.Handler {
 		AdminToken:   adminToken(),
 		Admin:        s.admin,
 		SiteServed:   metrics.SiteServed,
+
+		CheckWebhookURL: webhook.NewSender(c.Webhooks.AllowPrivate).CheckURL,
 	})
 }
 

@@ -1,0 +1,283 @@
+package main_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Webhooks end to end: a receiver on this machine (hence
+// WEBHOOK_ALLOW_PRIVATE=1, which only tests may set) that checks every
+// signature with its own verifier, written from the Standard Webhooks spec
+// apart from the service's signer.
+
+// received is one message a receiver accepted as correctly signed.
+type received struct {
+	id, timestamp string
+	body          map[string]any
+}
+
+// receiver answers per path: /ok 200, /flaky 500 twice then 200, /gone 410.
+type receiver struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	secrets  map[string]string // path -> whsec_ secret
+	got      map[string][]received
+	requests map[string]int
+	bad      []string
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{t: t, secrets: map[string]string{}, got: map[string][]received{}, requests: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	path := req.URL.Path
+	r.requests[path]++
+	if err := verifyStandardWebhook(r.secrets[path], req.Header, body, time.Now()); err != nil {
+		r.bad = append(r.bad, fmt.Sprintf("%s: %v", path, err))
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	switch {
+	case path == "/gone":
+		w.WriteHeader(http.StatusGone)
+		return
+	case path == "/flaky" && r.requests[path] <= 2:
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	var m received
+	m.id, m.timestamp = req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+	if err := json.Unmarshal(body, &m.body); err != nil {
+		r.bad = append(r.bad, fmt.Sprintf("%s: body: %v", path, err))
+	}
+	r.got[path] = append(r.got[path], m)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// verifyStandardWebhook checks a message the way a receiver following the
+// spec does: the timestamp within 5 minutes, and one of the space-separated
+// "v1,<base64>" signatures equal to HMAC-SHA256 of "{id}.{timestamp}.{body}"
+// under the secret's decoded key, compared in constant time.
+func verifyStandardWebhook(secret string, h http.Header, body []byte, now time.Time) error {
+	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
+	if id == "" || ts == "" || sigs == "" {
+		return fmt.Errorf("missing headers (id %q, timestamp %q, signature %q)", id, ts, sigs)
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return fmt.Errorf("timestamp %q out of tolerance", ts)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil || len(key) == 0 {
+		return fmt.Errorf("no usable secret for this path")
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%s.%s", id, ts, body)
+	want := mac.Sum(nil)
+	for _, s := range strings.Fields(sigs) {
+		version, b64, _ := strings.Cut(s, ",")
+		got, err := base64.StdEncoding.DecodeString(b64)
+		if version == "v1" && err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no signature matches")
+}
+
+// messages returns what path received, and any verification failures.
+func (r *receiver) messages(path string) ([]received, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.got[path]...), append([]string(nil), r.bad...)
+}
+
+// waitMessages waits until path has received n messages.
+func (r *receiver) waitMessages(path string, n int, timeout time.Duration) []received {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got, bad := r.messages(path)
+		if len(bad) > 0 {
+			r.t.Fatalf("signature verification failed: %v", bad)
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s: %d messages after %s, want %d: %+v", path, len(got), timeout, n, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *receiver) setSecret(path, secret string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.secrets[path] = secret
+}
+
+// addHook creates an endpoint for receiver path and hands its secret to
+// the receiver.
+func addHook(t *testing.T, s *server, r *receiver, tok, project, path string, events ...string) string {
+	t.Helper()
+	body := map[string]any{"url": r.srv.URL + path}
+	if len(events) > 0 {
+		body["events"] = events
+	}
+	resp := s.do("POST", "/projects/"+project+"/webhooks", body, bearer(tok)...)
+	secret := resp.str("secret")
+	if resp.status != 201 || !strings.HasPrefix(secret, "whsec_") || !strings.HasPrefix(resp.str("id"), "wh_") {
+		t.Fatalf("create webhook: %d %s", resp.status, resp.body)
+	}
+	r.setSecret(path, secret)
+	return resp.str("id")
+}
+
+func byType(ms []received) map[string][]received {
+	out := map[string][]received{}
+	for _, m := range ms {
+		typ, _ := m.body["type"].(string)
+		out[typ] = append(out[typ], m)
+	}
+	return out
+}
+
+func dataOf(m received) map[string]any {
+	d, _ := m.body["data"].(map[string]any)
+	return d
+}
+
+// deliveries lists an endpoint's deliveries.
+func deliveries(t *testing.T, s *server, tok, project, hook string) []map[string]any {
+	t.Helper()
+	r := s.do("GET", "/projects/"+project+"/webhooks/"+hook+"/deliveries", nil, bearer(tok)...)
+	if r.status != 200 {
+		t.Fatalf("deliveries: %d %s", r.status, r.body)
+	}
+	var out struct {
+		Deliveries []map[string]any `json:"deliveries"`
+	}
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Deliveries
+}
+
+// waitDelivery waits until the endpoint's only delivery of event is no
+// longer pending, and returns it.
+func waitDelivery(t *testing.T, s *server, tok, project, hook, event string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, d := range deliveries(t, s, tok, project, hook) {
+			if d["event"] == event && d["status"] != "pending" {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no finished %s delivery on %s: %+v", event, hook, deliveries(t, s, tok, project, hook))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// webhookEnv: retries 500 times faster (5 s -> 10 ms, 5 min -> 600 ms), a
+// project whose builds fail, and the admin token that opens /metrics.
+var webhookEnv = []string{"WEBHOOK_ALLOW_PRIVATE=1", "WEBHOOK_RETRY_SCALE=0.002",
+	"LIBRA_TEST_HOOKS=build@broken:permanent", "ADMIN_TOKEN=" + testAdminToken}
+
+// TestWebhooksDelivered: created, promoted and succeeded for a good
+// deployment, failed for a broken one, promoted again for a rollback, each
+// signed (checked by the receiver), with the deployment as /deploy-status
+// shows it, and the webhook-id the delivery's id.
+func TestWebhooksDelivered(t *testing.T) {
+	s := startServer(t, webhookEnv...)
+	r := newReceiver(t)
+	tok := s.setup("acme", "site")
+	s.admin("project", "create", "--org", "acme", "--id", "broken")
+	hook := addHook(t, s, r, tok, "site", "/ok")
+	addHook(t, s, r, tok, "broken", "/failures", "deployment.failed")
+
+	first := s.deploy(tok, staticSite("acme", "site", 2)).str("deploymentId")
+	status := s.waitFinal(first, 60*time.Second)
+	got := byType(r.waitMessages("/ok", 3, 30*time.Second))
+	for _, typ := range []string{"deployment.created", "deployment.promoted", "deployment.succeeded"} {
+		if len(got[typ]) != 1 || dataOf(got[typ][0])["deploymentId"] != first {
+			t.Fatalf("%s: %+v", typ, got[typ])
+		}
+	}
+	done := dataOf(got["deployment.succeeded"][0])
+	for _, key := range []string{"deploymentId", "status", "progress", "url", "steps"} {
+		a, _ := json.Marshal(done[key])
+		b, _ := json.Marshal(status.json[key])
+		if string(a) != string(b) {
+			t.Errorf("payload %s = %s, /deploy-status says %s", key, a, b)
+		}
+	}
+	if done["projectId"] != "site" || done["orgId"] != "acme" || done["status"] != "completed" {
+		t.Errorf("payload data %v", done)
+	}
+	ds := deliveries(t, s, tok, "site", hook)
+	if len(ds) != 3 {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	ids := map[string]bool{}
+	for _, m := range got["deployment.created"] {
+		ids[m.id] = true
+	}
+	for _, d := range ds {
+		if d["event"] == "deployment.created" && !ids[d["id"].(string)] {
+			t.Errorf("delivery id %v is not the webhook-id received %v", d["id"], ids)
+		}
+	}
+	d := waitDelivery(t, s, tok, "site", hook, "deployment.succeeded")
+	if d["attempts"] != 1.0 || d["responseCode"] != 204.0 || len(d["durationsMs"].([]any)) != 1 {
+		t.Errorf("delivery %+v", d)
+	}
+
+	broken := s.deploy(tok, staticSite("acme", "broken", 1)).str("deploymentId")
+	if st := s.waitFinal(broken, 60*time.Second).str("status"); st != "failed" {
+		t.Fatalf("broken deployment %s", st)
+	}
+	failed := r.waitMessages("/failures", 1, 30*time.Second)
+	if failed[0].body["type"] != "deployment.failed" || dataOf(failed[0])["deploymentId"] != broken ||
+		dataOf(failed[0])["error"] == "" {
+		t.Fatalf("failure message %+v", failed[0].body)
+	}
+
+	second := s.deploy(tok, staticSite("acme", "site", 1)).str("deploymentId")
+	s.waitFinal(second, 60*time.Second)
+	r.waitMessages("/ok", 6, 30*time.Second)
+	if rb := s.do("POST", "/projects/site/rollback", map[string]any{"deploymentId": first}, bearer(tok)...); rb.status != 200 {
+		t.Fatalf("rollback: %d %s", rb.status, rb.body)
+	}
+	all := r.waitMessages("/ok", 7, 30*time.Second)
+	last := all[len(all)-1]
+	if last.body["type"] != "deployment.promoted" || dataOf(last)["deploymentId"] != first {
+		t.Fatalf("after rollback: %+v", last.body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(r.waitMessages("/failures", 1, time.Second)); n != 1 {
+		t.Errorf("the failures-only endpoint got %d messages, want 1", n)
+	}
+}
