@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Webhooks end to end: a receiver on this machine (hence
@@ -279,5 +281,181 @@ func TestWebhooksDelivered(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(r.waitMessages("/failures", 1, time.Second)); n != 1 {
 		t.Errorf("the failures-only endpoint got %d messages, want 1", n)
+	}
+}
+
+// TestWebhookRetriesGoneAndRedeliver: an endpoint that fails twice is
+// retried on the (shortened) schedule with the same webhook-id until it
+// succeeds; one that answers 410 is disabled and gets nothing more; a
+// finished delivery is sent again on request; /metrics counts all of it.
+func TestWebhookRetriesGoneAndRedeliver(t *testing.T) {
+	s := startServer(t, webhookEnv...)
+	r := newReceiver(t)
+	tok := s.setup("acme", "site")
+	flaky := addHook(t, s, r, tok, "site", "/flaky", "deployment.created")
+	gone := addHook(t, s, r, tok, "site", "/gone", "deployment.created")
+
+	id := s.deploy(tok, staticSite("acme", "site", 1)).str("deploymentId")
+	msgs := r.waitMessages("/flaky", 1, 30*time.Second)
+	d := waitDelivery(t, s, tok, "site", flaky, "deployment.created")
+	if d["status"] != "succeeded" || d["attempts"] != 3.0 || d["responseCode"] != 204.0 || len(d["durationsMs"].([]any)) != 3 ||
+		d["id"] != msgs[0].id || dataOf(msgs[0])["deploymentId"] != id {
+		t.Fatalf("flaky delivery %+v, message %+v", d, msgs[0])
+	}
+	r.mu.Lock()
+	tries := r.requests["/flaky"]
+	r.mu.Unlock()
+	if tries != 3 {
+		t.Fatalf("flaky endpoint got %d requests, want 3", tries)
+	}
+
+	g := waitDelivery(t, s, tok, "site", gone, "deployment.created")
+	if g["status"] != "failed" || g["attempts"] != 1.0 || g["responseCode"] != 410.0 {
+		t.Fatalf("gone delivery %+v", g)
+	}
+	list := s.do("GET", "/projects/site/webhooks", nil, bearer(tok)...)
+	var hooks struct {
+		Webhooks []map[string]any `json:"webhooks"`
+	}
+	if err := json.Unmarshal(list.body, &hooks); err != nil || len(hooks.Webhooks) != 2 {
+		t.Fatalf("list: %d %s", list.status, list.body)
+	}
+	for _, h := range hooks.Webhooks {
+		if want := h["id"] == gone; h["disabled"] != want {
+			t.Errorf("webhook %v disabled=%v, want %v", h["id"], h["disabled"], want)
+		}
+	}
+	redeliverGone := s.do("POST", "/projects/site/webhooks/"+gone+"/deliveries/"+g["id"].(string)+"/redeliver", nil, bearer(tok)...)
+	if redeliverGone.status != 409 || redeliverGone.str("error") != "CONFLICT" {
+		t.Fatalf("redeliver to a disabled endpoint: %d %s", redeliverGone.status, redeliverGone.body)
+	}
+
+	s.waitFinal(id, 60*time.Second)
+	next := s.deploy(tok, staticSite("acme", "site", 1)).str("deploymentId")
+	r.waitMessages("/flaky", 2, 30*time.Second)
+	if n := len(deliveries(t, s, tok, "site", gone)); n != 1 {
+		t.Fatalf("a disabled endpoint got %d deliveries, want 1", n)
+	}
+	s.waitFinal(next, 60*time.Second)
+
+	again := s.do("POST", "/projects/site/webhooks/"+flaky+"/deliveries/"+msgs[0].id+"/redeliver", nil, bearer(tok)...)
+	if again.status != 202 || again.str("id") != msgs[0].id {
+		t.Fatalf("redeliver: %d %s", again.status, again.body)
+	}
+	all := r.waitMessages("/flaky", 3, 30*time.Second)
+	if all[2].id != msgs[0].id || all[2].timestamp == "" {
+		t.Fatalf("redelivered message %+v, want webhook-id %s", all[2], msgs[0].id)
+	}
+	unknown := s.do("POST", "/projects/site/webhooks/"+flaky+"/deliveries/msg_nope/redeliver", nil, bearer(tok)...)
+	if unknown.status != 404 {
+		t.Fatalf("redeliver unknown: %d %s", unknown.status, unknown.body)
+	}
+
+	families, _ := scrapeWhen(t, s, func(f map[string]*dto.MetricFamily) bool {
+		ok, _ := metricValue(f, "libra_webhook_deliveries_total", "outcome", "succeeded")
+		return ok >= 3
+	})
+	for outcome, want := range map[string]float64{"succeeded": 3, "retried": 2, "disabled": 1, "failed": 0} {
+		if got, _ := metricValue(families, "libra_webhook_deliveries_total", "outcome", outcome); got != want {
+			t.Errorf("libra_webhook_deliveries_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+}
+
+// TestWebhookAPIRules: the secret is in the creating answer only; bad input
+// is a 400 that creates nothing; another org's token sees 404 everywhere;
+// the per-project cap holds; deletion removes the endpoint.
+func TestWebhookAPIRules(t *testing.T) {
+	s := startServer(t, webhookEnv...)
+	r := newReceiver(t)
+	tok := s.setup("acme", "site")
+	other := s.setup("evil", "theirs")
+	hook := addHook(t, s, r, tok, "site", "/ok")
+	r.mu.Lock()
+	secret := r.secrets["/ok"]
+	r.mu.Unlock()
+
+	base := "/projects/site/webhooks"
+	for _, path := range []string{base, base + "/" + hook + "/deliveries"} {
+		got := s.do("GET", path, nil, bearer(tok)...)
+		if got.status != 200 || strings.Contains(string(got.body), secret) || strings.Contains(string(got.body), "whsec_") {
+			t.Fatalf("GET %s: %d %s", path, got.status, got.body)
+		}
+	}
+
+	long := r.srv.URL + "/" + strings.Repeat("a", 2100)
+	for name, body := range map[string]any{
+		"unknown event": map[string]any{"url": r.srv.URL + "/x", "events": []string{"deployment.exploded"}},
+		"repeated event": map[string]any{"url": r.srv.URL + "/x",
+			"events": []string{"deployment.created", "deployment.created"}},
+		"ftp url":    map[string]any{"url": "ftp://example.com/hook"},
+		"no host":    map[string]any{"url": "https:///hook"},
+		"long url":   map[string]any{"url": long},
+		"no url":     map[string]any{"events": []string{"deployment.created"}},
+		"user info":  map[string]any{"url": "https://user:pw@example.com/hook"},
+		"not a list": map[string]any{"url": r.srv.URL + "/x", "events": "deployment.created"},
+	} {
+		got := s.do("POST", base, body, bearer(tok)...)
+		if got.status != 400 || got.json["success"] != false || got.str("error") != "VALIDATION_ERROR" || got.str("message") == "" {
+			t.Errorf("%s: %d %s", name, got.status, got.body)
+		}
+	}
+
+	for _, req := range []struct{ method, path string }{
+		{"GET", base}, {"POST", base}, {"DELETE", base + "/" + hook}, {"GET", base + "/" + hook + "/deliveries"},
+		{"POST", base + "/" + hook + "/deliveries/msg_x/redeliver"}, {"GET", "/projects/nope/webhooks"},
+	} {
+		var body any
+		if req.method == "POST" && req.path == base {
+			body = map[string]any{"url": r.srv.URL + "/steal"}
+		}
+		if got := s.do(req.method, req.path, body, bearer(other)...); got.status != 404 || got.json["success"] != false {
+			t.Errorf("%s %s with another org's token: %d %s", req.method, req.path, got.status, got.body)
+		}
+	}
+	if got := s.do("GET", base, nil); got.status != 401 {
+		t.Errorf("without a token: %d", got.status)
+	}
+
+	for i := 1; i < 10; i++ {
+		addHook(t, s, r, tok, "site", fmt.Sprintf("/n%d", i))
+	}
+	if got := s.do("POST", base, map[string]any{"url": r.srv.URL + "/eleventh"}, bearer(tok)...); got.status != 409 {
+		t.Fatalf("eleventh endpoint: %d %s", got.status, got.body)
+	}
+	if got := s.do("DELETE", base+"/"+hook, nil, bearer(tok)...); got.status != 200 {
+		t.Fatalf("delete: %d %s", got.status, got.body)
+	}
+	if got := s.do("DELETE", base+"/"+hook, nil, bearer(tok)...); got.status != 404 {
+		t.Fatalf("delete twice: %d %s", got.status, got.body)
+	}
+	var hooks struct {
+		Webhooks []map[string]any `json:"webhooks"`
+	}
+	_ = json.Unmarshal(s.do("GET", base, nil, bearer(tok)...).body, &hooks)
+	if len(hooks.Webhooks) != 9 {
+		t.Fatalf("%d endpoints after deleting one of 10", len(hooks.Webhooks))
+	}
+}
+
+// TestWebhookPrivateURLRefused: without WEBHOOK_ALLOW_PRIVATE, a URL whose
+// host is, or resolves to, this machine, a private network or the cloud
+// metadata address is refused when the endpoint is made.
+func TestWebhookPrivateURLRefused(t *testing.T) {
+	s := startServer(t)
+	tok := s.setup("acme", "site")
+	for _, u := range []string{"http://127.0.0.1:9/hook", "http://localhost/hook", "http://169.254.169.254/latest",
+		"https://10.0.0.8/hook", "http://[::1]/hook", "http://100.64.0.1/", "http://[fd00:ec2::254]/", "http://0.0.0.0/"} {
+		got := s.do("POST", "/projects/site/webhooks", map[string]any{"url": u}, bearer(tok)...)
+		if got.status != 400 || got.str("error") != "VALIDATION_ERROR" {
+			t.Errorf("%s: %d %s", u, got.status, got.body)
+		}
+	}
+	var hooks struct {
+		Webhooks []map[string]any `json:"webhooks"`
+	}
+	_ = json.Unmarshal(s.do("GET", "/projects/site/webhooks", nil, bearer(tok)...).body, &hooks)
+	if len(hooks.Webhooks) != 0 {
+		t.Fatalf("refused URLs left endpoints: %+v", hooks.Webhooks)
 	}
 }
