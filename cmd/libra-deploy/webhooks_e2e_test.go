@@ -16,6 +16,9 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/libra-deploy/libra-deploy/internal/pgtest"
+	"github.com/libra-deploy/libra-deploy/internal/s3test"
 )
 
 // Webhooks end to end: a receiver on this machine (hence
@@ -457,5 +460,37 @@ func TestWebhookPrivateURLRefused(t *testing.T) {
 	_ = json.Unmarshal(s.do("GET", "/projects/site/webhooks", nil, bearer(tok)...).body, &hooks)
 	if len(hooks.Webhooks) != 0 {
 		t.Fatalf("refused URLs left endpoints: %+v", hooks.Webhooks)
+	}
+}
+
+// TestWebhooksAcrossNodes: cluster mode. An endpoint made through node A
+// is used by node B, whose workers deliver after A is gone: the endpoint,
+// the outbox and the jobs are all in PostgreSQL.
+func TestWebhooksAcrossNodes(t *testing.T) {
+	dbURL := pgtest.Database(t, pgTemplate)
+	gw := s3test.Start(t)
+	env := append(gw.Env("cluster"), "POSTGRES_URL="+dbURL, "WEBHOOK_ALLOW_PRIVATE=1", "WEBHOOK_RETRY_SCALE=0.002")
+	a := startServer(t, append(env, "NODE_ID=node-a")...)
+	b := startServer(t, append(env, "NODE_ID=node-b")...)
+	r := newReceiver(t)
+	tok := pgAdmin(t, a, dbURL, "token", "create", "--org", "acme", "--user", "user-acme")
+	pgAdmin(t, a, dbURL, "project", "create", "--org", "acme", "--id", "site")
+	hook := addHook(t, a, r, tok, "site", "/flaky")
+	a.kill()
+
+	id := b.deploy(tok, staticSite("acme", "site", 1)).str("deploymentId")
+	b.waitFinal(id, 60*time.Second)
+	got := byType(r.waitMessages("/flaky", 3, 30*time.Second))
+	for _, typ := range []string{"deployment.created", "deployment.promoted", "deployment.succeeded"} {
+		if len(got[typ]) != 1 || dataOf(got[typ][0])["deploymentId"] != id {
+			t.Fatalf("%s: %+v", typ, got[typ])
+		}
+	}
+	attempts := 0.0
+	for _, d := range deliveries(t, b, tok, "site", hook) {
+		attempts += d["attempts"].(float64)
+	}
+	if attempts != 5 { // the first two requests failed, whichever events they carried
+		t.Fatalf("attempts over all deliveries: %v, want 5", attempts)
 	}
 }
