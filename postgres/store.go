@@ -138,14 +138,19 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 		if err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
-		if _, err := tx.Exec(ctx, pg(storesql.InsertDeployment), d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID,
-			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth); err != nil {
+		var listeners int
+		if err := tx.QueryRow(ctx, insertDeployment, d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID,
+			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth).Scan(&listeners); err != nil {
 			return fmt.Errorf("insert deployment: %w", err)
 		}
-		return db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentCreated, ProjectID: d.ProjectID,
+		return db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: libra.EventDeploymentCreated, ProjectID: d.ProjectID,
 			DeploymentID: d.ID})
 	})
 }
+
+// insertDeployment also says whether the project has webhook endpoints, so
+// that announcing the deployment costs no statement when it has none.
+var insertDeployment = pg(storesql.InsertDeployment) + storesql.ReturningListeners("deployments.project_id")
 
 func (db *DB) quotaExceeded(ctx context.Context, tx pgx.Tx, d *libra.Deployment) error {
 	var limit int
@@ -167,6 +172,9 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
+const updateDeployment = `UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3),
+	steps = $4, error = $5, url = $6, attempt = $7, started_at = $8, finished_at = $9 WHERE id = $10`
+
 // UpdateDeployment saves a deployment's mutable state and appends logs.
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
 	steps, err := storesql.EncodeSteps(d.Steps)
@@ -177,22 +185,27 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 		if err := guard(ctx, tx, d.ID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
-			`UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3), steps = $4, error = $5,
-			 url = $6, attempt = $7, started_at = $8, finished_at = $9 WHERE id = $10`,
-			d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
+		args := []any{d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
+			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID}
+		ev := libra.FinalEvent(d.Status)
+		listeners := 0
+		var err error
+		if ev == "" {
+			_, err = tx.Exec(ctx, updateDeployment, args...)
+		} else {
+			err = tx.QueryRow(ctx, updateDeployment+storesql.ReturningListeners("deployments.project_id"), args...).Scan(&listeners)
+			if noRows(err) {
+				err = nil // no such deployment: nothing written, as with Exec
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("update deployment %s: %w", d.ID, err)
 		}
 		if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
 			return err
 		}
-		if ev := libra.FinalEvent(d.Status); ev != "" {
-			return db.outbox(ctx, tx, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
-				Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)})
-		}
-		return nil
+		return db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
+			Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)})
 	})
 }
 
@@ -240,14 +253,16 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		}
 		// Its own host starts serving whether or not the alias moves.
 		changes := []libra.SiteChange{{SiteLabel: label}}
-		tag, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, seq, project, seq)
-		if err != nil {
+		// No row back: a newer deployment is production already.
+		var listeners int
+		err = tx.QueryRow(ctx, moveAlias, id, seq, project, seq).Scan(&listeners)
+		if err != nil && !noRows(err) {
 			return fmt.Errorf("move alias: %w", err)
 		}
-		if tag.RowsAffected() > 0 {
+		if err == nil {
 			changes = append(changes, projectFlip(project))
-			if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: project,
-				DeploymentID: id}); err != nil {
+			if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted,
+				ProjectID: project, DeploymentID: id}); err != nil {
 				return err
 			}
 		}
@@ -259,6 +274,10 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		return flipped(ctx, tx, changes...)
 	})
 }
+
+// moveAlias is storesql.MoveAlias returning whether the project has webhook
+// endpoints (see storesql.ReturningListeners).
+var moveAlias = pg(storesql.MoveAlias) + storesql.ReturningListeners("projects.id")
 
 // publishManifest is storesql.PublishManifest returning the site label too,
 // which the flip's notification names.

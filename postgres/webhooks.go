@@ -37,6 +37,11 @@ func (db *DB) outbox(ctx context.Context, tx pgx.Tx, ev storesql.OutboxEvent) er
 	return storesql.Outbox(ctx, leaseTx{tx}, ev, db.enqueueDeliveries())
 }
 
+// outboxIf is outbox when listeners is above 0.
+func (db *DB) outboxIf(ctx context.Context, tx pgx.Tx, listeners int, ev storesql.OutboxEvent) error {
+	return storesql.OutboxIf(ctx, leaseTx{tx}, listeners, ev, db.enqueueDeliveries())
+}
+
 // CreateWebhook stores an endpoint. The project row's lock makes the count
 // and the insert one step for nodes racing on the same project.
 func (db *DB) CreateWebhook(ctx context.Context, w libra.Webhook) error {

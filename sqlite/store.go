@@ -118,6 +118,9 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
+const updateDeployment = `UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?,
+	error = ?, url = ?, attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`
+
 // UpdateDeployment saves a deployment's mutable state and appends logs.
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
 	steps, err := storesql.EncodeSteps(d.Steps)
@@ -132,22 +135,27 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err := guard(ctx, tx, d.ID); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx,
-		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
-		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
-		d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
+	args := []any{d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
+		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID}
+	ev := libra.FinalEvent(d.Status)
+	listeners := 0
+	if ev == "" {
+		_, err = tx.ExecContext(ctx, updateDeployment, args...)
+	} else {
+		err = tx.QueryRowContext(ctx, updateDeployment+storesql.ReturningListeners("deployments.project_id"), args...).Scan(&listeners)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = nil // no such deployment: nothing written, as with Exec
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
 	if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
 		return err
 	}
-	if ev := libra.FinalEvent(d.Status); ev != "" {
-		if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
-			Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)}); err != nil {
-			return err
-		}
+	if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
+		Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)}); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -203,17 +211,16 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	if err != nil {
 		return fmt.Errorf("record manifest: %w", err)
 	}
-	moved, err := tx.ExecContext(ctx, storesql.MoveAlias, id, seq, project, seq)
-	if err != nil {
+	// No row back: a newer deployment is production already.
+	var listeners int
+	err = tx.QueryRowContext(ctx, storesql.MoveAlias+storesql.ReturningListeners("projects.id"), id, seq, project, seq).
+		Scan(&listeners)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("move alias: %w", err)
 	}
-	if n, err := moved.RowsAffected(); err != nil {
-		return fmt.Errorf("move alias: %w", err)
-	} else if n > 0 {
-		if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: project,
-			DeploymentID: id}); err != nil {
-			return err
-		}
+	if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: project,
+		DeploymentID: id}); err != nil {
+		return err
 	}
 	if domain != "" {
 		var owner string

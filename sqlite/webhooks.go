@@ -38,6 +38,11 @@ func (db *DB) outbox(ctx context.Context, tx *sql.Tx, ev storesql.OutboxEvent) e
 	return storesql.Outbox(ctx, leaseTx{tx}, ev, db.enqueueDeliveries())
 }
 
+// outboxIf is outbox when listeners is above 0.
+func (db *DB) outboxIf(ctx context.Context, tx *sql.Tx, listeners int, ev storesql.OutboxEvent) error {
+	return storesql.OutboxIf(ctx, leaseTx{tx}, listeners, ev, db.enqueueDeliveries())
+}
+
 // CreateWebhook stores an endpoint; SQLite's single writer serialises the
 // count with the insert.
 func (db *DB) CreateWebhook(ctx context.Context, w libra.Webhook) error {

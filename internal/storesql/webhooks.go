@@ -185,6 +185,23 @@ func FinalDedupe(event, deploymentID string, attempt int) string {
 	return fmt.Sprintf("%s:%s:%d", event, deploymentID, attempt)
 }
 
+// ReturningListeners is a RETURNING clause counting the live endpoints of
+// the written row's project (projectColumn names it, e.g.
+// "deployments.project_id"): the write that may announce an event says
+// whether anyone listens, so a project without endpoints pays no extra
+// statement on the hot paths.
+func ReturningListeners(projectColumn string) string {
+	return " RETURNING (SELECT count(*) FROM webhooks w WHERE w.project_id = " + projectColumn + " AND w.disabled_at IS NULL)"
+}
+
+// OutboxIf is Outbox when listeners (from ReturningListeners) is above 0.
+func OutboxIf(ctx context.Context, tx QueryTx, listeners int, ev OutboxEvent, enqueue EnqueueDeliveries) error {
+	if listeners == 0 {
+		return nil
+	}
+	return Outbox(ctx, tx, ev, enqueue)
+}
+
 // HasWebhooks is the cheap test a batch makes once per project before it
 // asks for the outbox per deployment.
 const HasWebhooks = `SELECT count(*) FROM webhooks WHERE project_id = ? AND disabled_at IS NULL`
