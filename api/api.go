@@ -204,6 +204,7 @@ func (s *server) humaConfig() huma.Config {
 			{Name: "Projects", Description: "Projects, their deployments and their production alias."},
 			{Name: "Domains", Description: "Custom domains of a project."},
 			{Name: "Tokens", Description: "The org's API tokens: list and revoke."},
+			{Name: "Webhooks", Description: "Signed notifications of a project's deployments (Standard Webhooks)."},
 			{Name: "Service", Description: "The service itself."},
 		},
 		// Relative: the API answers on whatever host and port serve this

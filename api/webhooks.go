@@ -253,7 +253,10 @@ func (s *server) registerWebhooks(api huma.API) {
 	}, s.deleteWebhook)
 	huma.Register(api, huma.Operation{
 		OperationID: "listWebhookDeliveries", Method: http.MethodGet, Path: base + "/{webhookId}/deliveries",
-		Summary: "List an endpoint's deliveries", Tags: tags, Security: tokenSecurity,
+		Summary: "List an endpoint's deliveries",
+		Description: "The latest 100, newest first: status (pending, succeeded, failed), attempts, the last response " +
+			"code and error, each attempt's duration, and when the next attempt is due.",
+		Tags: tags, Security: tokenSecurity,
 		Middlewares: huma.Middlewares{s.authenticate}, Errors: []int{401, 404, 429},
 	}, s.listDeliveries)
 	huma.Register(api, huma.Operation{
