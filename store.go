@@ -75,6 +75,8 @@ type Store interface {
 	CancelStore
 	// Which org holds which uploaded blob (uploads.go).
 	UploadStore
+	// Webhook endpoints and deliveries (webhooks.go).
+	WebhookStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

@@ -32,6 +32,9 @@ type SiteHost interface {
 // Config is what New needs. Store and Artifacts are required.
 type Config struct {
 	Store libra.Store
+	// CheckWebhookURL validates a new webhook endpoint's URL; nil refuses
+	// private addresses (webhook.Sender.CheckURL).
+	CheckWebhookURL func(ctx context.Context, url string) error
 	// AdminToken, when set, is the credential of the admin routes.
 	AdminToken string
 	// SiteServed, when set, is told of every site response served here
@@ -226,6 +229,7 @@ func (s *server) humaConfig() huma.Config {
 			{Name: "Projects", Description: "Projects, their deployments and their production alias."},
 			{Name: "Domains", Description: "Custom domains of a project."},
 			{Name: "Tokens", Description: "The org's API tokens: list and revoke."},
+			{Name: "Webhooks", Description: "Signed notifications of a project's deployments (Standard Webhooks)."},
 			{Name: "Service", Description: "The service itself."},
 		},
 		// Relative: the API answers on whatever host and port serve this
@@ -347,6 +351,7 @@ func (s *server) register(api huma.API) {
 	s.registerEnv(api)
 	s.registerFiles(api)
 	s.registerWhoAmI(api)
+	s.registerWebhooks(api)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "health",

@@ -46,6 +46,9 @@ type DB struct {
 
 	// Enqueue must be set before CreateDeployment is called.
 	Enqueue EnqueueFunc
+	// EnqueueDeliveries inserts webhook delivery jobs (webhooks.go); it
+	// must be set before a project has webhooks.
+	EnqueueDeliveries EnqueueDeliveriesFunc
 
 	nodeID string
 	log    *slog.Logger

@@ -130,6 +130,10 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 		if _, err := tx.Exec(ctx, pg(storesql.PointAlias), deploymentID, seq, seq, projectID); err != nil {
 			return fmt.Errorf("move alias: %w", err)
 		}
+		if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: projectID,
+			DeploymentID: deploymentID}); err != nil {
+			return err
+		}
 		return flipped(ctx, tx, projectFlip(projectID))
 	})
 }

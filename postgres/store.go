@@ -138,14 +138,20 @@ func (db *DB) CreateDeployment(ctx context.Context, d *libra.Deployment) error {
 		if err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
-		if _, err := tx.Exec(ctx, pg(storesql.InsertDeployment), d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID,
+		var listeners int
+		if err := tx.QueryRow(ctx, insertDeployment, d.ID, d.SiteLabel, d.ProjectID, d.OrgID, d.UserID,
 			d.CustomDomain, d.Status, steps, input, jobIDs[0], storesql.Micros(d.CreatedAt), d.QuotaMonth,
-			storesql.TargetOf(d), d.Alias); err != nil {
+			storesql.TargetOf(d), d.Alias).Scan(&listeners); err != nil {
 			return fmt.Errorf("insert deployment: %w", err)
 		}
-		return nil
+		return db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: libra.EventDeploymentCreated, ProjectID: d.ProjectID,
+			DeploymentID: d.ID})
 	})
 }
+
+// insertDeployment also says whether the project has webhook endpoints, so
+// that announcing the deployment costs no statement when it has none.
+var insertDeployment = pg(storesql.InsertDeployment) + storesql.ReturningListeners("deployments.project_id")
 
 func (db *DB) quotaExceeded(ctx context.Context, tx pgx.Tx, d *libra.Deployment) error {
 	var limit int
@@ -167,6 +173,9 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
+const updateDeployment = `UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3),
+	steps = $4, error = $5, url = $6, attempt = $7, started_at = $8, finished_at = $9, event_seq = $10 WHERE id = $11`
+
 // UpdateDeployment saves a deployment's mutable state and appends logs,
 // with the events the change makes (storesql.UpdateEvents).
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
@@ -184,15 +193,26 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
-			`UPDATE deployments SET status = $1, current_step = $2, progress = greatest(progress, $3), steps = $4, error = $5,
-			 url = $6, attempt = $7, started_at = $8, finished_at = $9, event_seq = $10 WHERE id = $11`,
-			d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), seq, d.ID)
+		args := []any{d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
+			storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), seq, d.ID}
+		ev := libra.FinalEvent(d.Status)
+		listeners := 0
+		if ev == "" {
+			_, err = tx.Exec(ctx, updateDeployment, args...)
+		} else {
+			err = tx.QueryRow(ctx, updateDeployment+storesql.ReturningListeners("deployments.project_id"), args...).Scan(&listeners)
+			if noRows(err) {
+				err = nil // no such deployment: nothing written, as with Exec
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("update deployment %s: %w", d.ID, err)
 		}
 		if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
+			return err
+		}
+		if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
+			Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)}); err != nil {
 			return err
 		}
 		return insertEvents(ctx, tx, d.ID, events)
@@ -305,7 +325,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 			changes = append(changes, libra.SiteChange{SiteLabel: label})
 		}
 		if pub.MovesProduction() {
-			moved, err := goLive(ctx, tx, id, pub)
+			moved, err := db.goLive(ctx, tx, id, pub)
 			if err != nil {
 				return err
 			}
@@ -318,20 +338,33 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 }
 
 // goLive moves the project's production alias to a production deployment
-// that publishes (newest wins) and attaches its custom domain; moved says
-// whether the alias moved.
-func goLive(ctx context.Context, tx pgx.Tx, id string, pub storesql.Published) (moved bool, err error) {
-	tag, err := tx.Exec(ctx, pg(storesql.MoveAlias), id, pub.Seq, pub.ProjectID, pub.Seq)
-	if err != nil {
+// that publishes (newest wins), tells the project's webhooks when it moved,
+// and attaches its custom domain; moved says whether the alias moved.
+func (db *DB) goLive(ctx context.Context, tx pgx.Tx, id string, pub storesql.Published) (moved bool, err error) {
+	// No row back: a newer deployment is production already.
+	var listeners int
+	err = tx.QueryRow(ctx, moveAlias, id, pub.Seq, pub.ProjectID, pub.Seq).Scan(&listeners)
+	if err != nil && !noRows(err) {
 		return false, fmt.Errorf("move alias: %w", err)
+	}
+	moved = err == nil
+	if moved {
+		if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted,
+			ProjectID: pub.ProjectID, DeploymentID: id}); err != nil {
+			return false, err
+		}
 	}
 	if pub.Domain != "" {
 		if err := attachDomain(ctx, tx, pub.ProjectID, pub.Domain); err != nil {
 			return false, err
 		}
 	}
-	return tag.RowsAffected() > 0, nil
+	return moved, nil
 }
+
+// moveAlias is storesql.MoveAlias returning whether the project has webhook
+// endpoints (see storesql.ReturningListeners).
+var moveAlias = pg(storesql.MoveAlias) + storesql.ReturningListeners("projects.id")
 
 func attachDomain(ctx context.Context, tx pgx.Tx, project, domain string) error {
 	var owner string

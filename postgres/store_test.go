@@ -13,6 +13,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/internal/storetest"
 	"github.com/libra-deploy/libra-deploy/postgres"
 	"github.com/libra-deploy/libra-deploy/queue"
+	"github.com/libra-deploy/libra-deploy/webhook"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -42,6 +43,7 @@ func open(t testing.TB) *postgres.DB {
 		t.Fatal(err)
 	}
 	db.Enqueue = q.InsertManyTx
+	db.EnqueueDeliveries = webhook.Enqueuer(q.Client())
 	return db
 }
 

@@ -68,6 +68,17 @@ type Config struct {
 	FetchPollInterval time.Duration
 	FetchCooldown     time.Duration
 	Logger            *slog.Logger
+	// Extra are further job kinds worked beside deployments, each in its
+	// own River queue (webhook deliveries). Registered only with a runner.
+	Extra []ExtraQueue
+}
+
+// ExtraQueue is a River queue of another job kind on the same client.
+type ExtraQueue struct {
+	Name       string
+	MaxWorkers int
+	// Register adds the queue's workers.
+	Register func(*river.Workers) error
 }
 
 func (c *Config) defaults() {
@@ -141,6 +152,12 @@ func New[TTx any](driver riverdriver.Driver[TTx], runner Runner, cfg Config) (*Q
 		}
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{cfg.Name: {MaxWorkers: cfg.MaxWorkers}}
+		for _, x := range cfg.Extra {
+			if err := x.Register(workers); err != nil {
+				return nil, fmt.Errorf("add %s worker: %w", x.Name, err)
+			}
+			rc.Queues[x.Name] = river.QueueConfig{MaxWorkers: x.MaxWorkers}
+		}
 	}
 	client, err := river.NewClient(driver, rc)
 	if err != nil {

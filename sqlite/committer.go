@@ -154,6 +154,9 @@ func (b *batcher) write(batch []*createRequest) ([]error, error) {
 			return nil, fmt.Errorf("insert deployment: %w", err)
 		}
 	}
+	if err := b.db.announceCreated(ctx, tx, accepted); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}

@@ -120,6 +120,10 @@ func (db *DB) Rollback(ctx context.Context, projectID, deploymentID string) erro
 	if _, err := tx.ExecContext(ctx, storesql.PointAlias, deploymentID, seq, seq, projectID); err != nil {
 		return fmt.Errorf("move alias: %w", err)
 	}
+	if err := db.outbox(ctx, tx, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted, ProjectID: projectID,
+		DeploymentID: deploymentID}); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

@@ -118,6 +118,9 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 	return d, nil
 }
 
+const updateDeployment = `UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?,
+	error = ?, url = ?, attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`
+
 // UpdateDeployment saves a deployment's mutable state and appends logs,
 // with the events the change makes (storesql.UpdateEvents).
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
@@ -137,15 +140,26 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx,
-		`UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?, error = ?, url = ?,
-		 attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`,
-		d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
-		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID)
+	args := []any{d.Status, d.CurrentStep, d.Progress, steps, d.Error, d.URL, d.Attempt,
+		storesql.OptMicros(d.StartedAt), storesql.OptMicros(d.FinishedAt), d.ID}
+	ev := libra.FinalEvent(d.Status)
+	listeners := 0
+	if ev == "" {
+		_, err = tx.ExecContext(ctx, updateDeployment, args...)
+	} else {
+		err = tx.QueryRowContext(ctx, updateDeployment+storesql.ReturningListeners("deployments.project_id"), args...).Scan(&listeners)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = nil // no such deployment: nothing written, as with Exec
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
 	if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
+		return err
+	}
+	if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
+		Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)}); err != nil {
 		return err
 	}
 	return db.commitEvents(ctx, tx, d.ID, events)
@@ -249,7 +263,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		return fmt.Errorf("record manifest: %w", err)
 	}
 	if pub.MovesProduction() {
-		if err := goLive(ctx, tx, id, pub); err != nil {
+		if err := db.goLive(ctx, tx, id, pub); err != nil {
 			return err
 		}
 	}
@@ -257,16 +271,25 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 }
 
 // goLive moves the project's production alias to a production deployment
-// that publishes (newest wins) and attaches its custom domain.
-func goLive(ctx context.Context, tx *sql.Tx, id string, pub storesql.Published) error {
-	if _, err := tx.ExecContext(ctx, storesql.MoveAlias, id, pub.Seq, pub.ProjectID, pub.Seq); err != nil {
+// that publishes (newest wins), tells the project's webhooks when it moved,
+// and attaches its custom domain.
+func (db *DB) goLive(ctx context.Context, tx *sql.Tx, id string, pub storesql.Published) error {
+	// No row back: a newer deployment is production already.
+	var listeners int
+	err := tx.QueryRowContext(ctx, storesql.MoveAlias+storesql.ReturningListeners("projects.id"), id, pub.Seq, pub.ProjectID, pub.Seq).
+		Scan(&listeners)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("move alias: %w", err)
+	}
+	if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: libra.EventDeploymentPromoted,
+		ProjectID: pub.ProjectID, DeploymentID: id}); err != nil {
+		return err
 	}
 	if pub.Domain == "" {
 		return nil
 	}
 	var owner string
-	err := tx.QueryRowContext(ctx,
+	err = tx.QueryRowContext(ctx,
 		`INSERT INTO domains (domain, project_id, created_at) VALUES (?, ?, ?)
 		 ON CONFLICT (domain) DO UPDATE SET domain = domain RETURNING project_id`,
 		pub.Domain, pub.ProjectID, micros(libra.Now())).Scan(&owner)

@@ -11,6 +11,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/internal/storetest"
 	"github.com/libra-deploy/libra-deploy/queue"
 	"github.com/libra-deploy/libra-deploy/sqlite"
+	"github.com/libra-deploy/libra-deploy/webhook"
 )
 
 func open(t testing.TB) *sqlite.DB {
@@ -30,6 +31,7 @@ func open(t testing.TB) *sqlite.DB {
 		t.Fatal(err)
 	}
 	db.Enqueue = q.InsertManyTx
+	db.EnqueueDeliveries = webhook.Enqueuer(q.Client())
 	return db
 }
 

@@ -92,6 +92,9 @@ type config struct {
 
 	// TestHooks injects delays and faults into steps; see hooks.go.
 	TestHooks string
+
+	// Webhooks: WEBHOOK_RETRY_SCALE, WEBHOOK_ALLOW_PRIVATE (webhooks.go).
+	Webhooks webhookConfig
 }
 
 // secretVars are the environment variables whose values must never reach a
@@ -158,6 +161,8 @@ func loadConfig() *config {
 		NodeID: env("NODE_ID", defaultNodeID()),
 		Leases: loadLeaseConfig(),
 
+		Webhooks: loadWebhookConfig(),
+
 		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
@@ -222,6 +227,9 @@ func (c *config) validate() error {
 	}
 	if err := c.Leases.validate(); err != nil {
 		return err
+	}
+	if c.Webhooks.err != nil {
+		return c.Webhooks.err
 	}
 	if c.MaxConcurrent < 1 {
 		return fmt.Errorf("MAX_CONCURRENT_DEPLOYMENTS must be at least 1")

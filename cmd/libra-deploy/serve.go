@@ -24,6 +24,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/internal/http1"
 	"github.com/libra-deploy/libra-deploy/internal/metrics"
 	"github.com/libra-deploy/libra-deploy/sitehost"
+	"github.com/libra-deploy/libra-deploy/webhook"
 	"github.com/libra-deploy/libra-deploy/workflow"
 )
 
@@ -354,6 +355,8 @@ func (s *service) apiHandler(verifyDomain verifyFunc, stopping <-chan struct{}) 
 		Admin:        s.admin,
 		SiteServed:   metrics.SiteServed,
 		EnvSealer:    s.envSecrets,
+
+		CheckWebhookURL: webhook.NewSender(c.Webhooks.AllowPrivate).CheckURL,
 	})
 }
 

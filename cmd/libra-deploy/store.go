@@ -16,6 +16,7 @@ import (
 	"github.com/libra-deploy/libra-deploy/postgres"
 	"github.com/libra-deploy/libra-deploy/queue"
 	"github.com/libra-deploy/libra-deploy/sqlite"
+	"github.com/libra-deploy/libra-deploy/webhook"
 )
 
 // The state a process works on is SQLite in the data directory (the
@@ -80,12 +81,14 @@ func openSQLite(ctx context.Context, c *config, runner queue.Runner, qc queue.Co
 		db.Close()
 		return nil, nil, err
 	}
+	qc.Extra = append(qc.Extra, webhookQueue(c.Webhooks, db, qc.Logger))
 	q, err := queue.New(driver, runner, qc)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
 	db.Enqueue = q.InsertManyTx
+	db.EnqueueDeliveries = webhook.Enqueuer(q.Client())
 	return &sqliteState{DB: db, q: q}, q, nil
 }
 
@@ -104,12 +107,14 @@ func openPostgres(ctx context.Context, url string, c *config, runner queue.Runne
 	// 30 ms that SQLite (no NOTIFY) needs. Measured here: pickup p50
 	// 3.3 ms with 30 ms polling, 3.6 ms with 1 s; idle CPU 3.2 % and 0.5 %.
 	qc.FetchPollInterval = time.Second
+	qc.Extra = append(qc.Extra, webhookQueue(c.Webhooks, db, qc.Logger))
 	q, err := queue.New[pgx.Tx](riverpgxv5.New(db.Pool), runner, qc)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
 	db.Enqueue = q.InsertManyTx
+	db.EnqueueDeliveries = webhook.Enqueuer(q.Client())
 	return &postgresState{DB: db, q: q, node: c.NodeID}, q, nil
 }
 

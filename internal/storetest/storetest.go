@@ -70,6 +70,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"AliasNeverShadowsSiteLabel", testAliasNeverShadowsSiteLabel},
 		{"AliasRetention", testAliasRetention},
 		{"OrgBlobs", testOrgBlobs},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"WebhookAttempts", testWebhookAttempts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/netguard"
 )
 
 // ProxyConfig configures a Proxy.
@@ -374,7 +376,7 @@ func (p *Proxy) checkDial(_ context.Context, _, address string, _ syscall.RawCon
 		return fmt.Errorf("proxy: unexpected dial address %q: %w", address, err)
 	}
 	ip := ap.Addr().Unmap().WithZone("")
-	if reason := deniedReason(ip); reason != "" {
+	if reason := netguard.Reason(ip); reason != "" {
 		return &deniedAddrError{addr: ip, reason: reason}
 	}
 	for _, n := range p.cfg.DeniedNets {
@@ -409,70 +411,6 @@ func (p *Proxy) local() []netip.Addr {
 	}
 	p.localAt = time.Now()
 	return p.localAddrs
-}
-
-// deniedV4 are IPv4 ranges that are never a package registry. The
-// documentation ranges (TEST-NET-1..3) are deliberately absent: some
-// intercepting networks, this one included, resolve public names into them.
-var deniedV4 = []struct {
-	pfx    netip.Prefix
-	reason string
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "shared address space"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignments"},
-	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
-}
-
-// deniedReason says why ip may not be connected to, or "" if it may.
-func deniedReason(ip netip.Addr) string {
-	switch {
-	case !ip.IsValid():
-		return "invalid"
-	case ip.IsUnspecified():
-		return "unspecified"
-	case ip.IsLoopback():
-		return "loopback"
-	case ip.IsPrivate():
-		return "private"
-	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
-		return "link-local"
-	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
-		return "multicast"
-	}
-	if ip.Is4() {
-		for _, d := range deniedV4 {
-			if d.pfx.Contains(ip) {
-				return d.reason
-			}
-		}
-		return ""
-	}
-	// IPv6 forms that carry an IPv4 address: judge the address inside.
-	b := ip.As16()
-	for _, pfx := range []netip.Prefix{
-		netip.MustParsePrefix("64:ff9b::/96"), // NAT64
-		netip.MustParsePrefix("::/96"),        // IPv4-compatible (deprecated)
-	} {
-		if pfx.Contains(ip) {
-			if r := deniedReason(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})); r != "" {
-				return r + " (embedded IPv4)"
-			}
-		}
-	}
-	if netip.MustParsePrefix("2002::/16").Contains(ip) { // 6to4
-		if r := deniedReason(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})); r != "" {
-			return r + " (6to4)"
-		}
-	}
-	if netip.MustParsePrefix("fec0::/10").Contains(ip) {
-		return "site-local"
-	}
-	if netip.MustParsePrefix("100::/64").Contains(ip) {
-		return "discard-only"
-	}
-	return ""
 }
 
 // activity is the last time a tunnel carried data in either direction.
