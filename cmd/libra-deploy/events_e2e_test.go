@@ -1,7 +1,9 @@
 package main_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"sync"
@@ -47,6 +49,14 @@ func TestEventsFollowBuildWithReconnect(t *testing.T) {
 	const lines = 120
 	id := deployFiles(s, tok, "acme", "chatty", chattyBuild(lines, 25, false)).str("deploymentId")
 
+	// A live NDJSON follower alongside: every line one event, no
+	// keep-alive lines, the same events.
+	nd, bad := openEvents(t, s.url, tok, id, "", "Accept", "application/x-ndjson")
+	if bad != nil {
+		t.Fatalf("open NDJSON: %d %s", bad.status, bad.body)
+	}
+	ndDone := make(chan []streamEvent, 1)
+	go func() { ndDone <- readToDone(nd) }()
 	first, bad := openEvents(t, s.url, tok, id, "")
 	if bad != nil {
 		t.Fatalf("open: %d %s", bad.status, bad.body)
@@ -72,6 +82,10 @@ func TestEventsFollowBuildWithReconnect(t *testing.T) {
 		len(got), last, time.Since(start).Round(time.Millisecond), first.keepAlives, second.keepAlives)
 
 	checkGapFree(t, got, 1)
+	if live := <-ndDone; !sameEvents(live, got) {
+		t.Logf("NDJSON: %+v", live)
+		t.Fatalf("the NDJSON follower got %d events, the SSE client %d", len(live), len(got))
+	}
 	if d := got[len(got)-1]; d.str("status") != "completed" || d.str("url") == "" {
 		t.Fatalf("done: %+v", d.Data)
 	}
@@ -86,6 +100,23 @@ func TestEventsFollowBuildWithReconnect(t *testing.T) {
 		t.Error("no keep-alive comment in streams longer than the keep-alive period")
 	}
 	checkSteps(t, got)
+}
+
+// readToDone reads events until done or an error (then the events so far,
+// and one with the error as its type so that comparisons fail); it may
+// run outside the test's goroutine.
+func readToDone(c *eventClient) []streamEvent {
+	defer c.close()
+	var out []streamEvent
+	for {
+		e, err := c.next()
+		if err != nil {
+			return append(out, streamEvent{Type: "error: " + err.Error()})
+		}
+		if out = append(out, e); isDone(e) {
+			return out
+		}
+	}
 }
 
 func seq(n int) []int {
@@ -218,8 +249,11 @@ func readAll(t *testing.T, url, tok, id, query string, header ...string) []strea
 	var out []streamEvent
 	for {
 		e, err := c.next()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return out
+		}
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(out), err)
 		}
 		out = append(out, e)
 	}
