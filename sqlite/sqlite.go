@@ -61,6 +61,13 @@ type DB struct {
 
 	// events wakes this process's followers of deployment events.
 	events eventhub.Hub
+
+	// writeStmts caches statements prepared on the writer by query text;
+	// wanted are those to prepare after the current commit (statements.go).
+	writeStmts sync.Map
+	wantMu     sync.Mutex
+	wanted     map[string]bool
+	prepared   int
 }
 
 func dsn(path string, readOnly bool) string {
