@@ -83,12 +83,9 @@ func (ndjsonFormat) event(w http.ResponseWriter, e libra.Event) error {
 	return err
 }
 
-// keepAlive is a blank line, which JSON stream decoders skip as
-// whitespace.
-func (ndjsonFormat) keepAlive(w http.ResponseWriter) error {
-	_, err := w.Write([]byte("\n"))
-	return err
-}
+// keepAlive writes nothing: every NDJSON line must be an event, and a
+// client whose stream a proxy cut while quiet resumes with ?since.
+func (ndjsonFormat) keepAlive(http.ResponseWriter) error { return nil }
 
 func (s *server) deploymentEvents(ctx context.Context, in *eventsInput) (*eventsOutput, error) {
 	d, err := s.deploymentOfOrg(ctx, in.ID)
@@ -326,7 +323,7 @@ const eventsDoc = "Server-Sent Events of a deployment, replayed from what the se
 	"and last `done` {status, error?, url?}, after which the stream ends. Each frame is `id: <n>`, `event: <type>`, " +
 	"`data: <json>`; ids increase by one per event of the deployment. Reconnect with `Last-Event-ID` (or `?since=N`) " +
 	"to get exactly the events after N. A `: keep-alive` comment comes every 15 s. With `Accept: application/x-ndjson` " +
-	"the same events come as JSON lines `{\"id\", \"event\", \"data\"}` (blank lines are keep-alives). " +
+	"the same events come as JSON lines `{\"id\", \"event\", \"data\"}`, without keep-alives. " +
 	"Needs a token of the deployment's org: another org's deployment is 404. An org may hold 20 streams open per server (429 beyond)."
 
 func (s *server) registerEvents(api huma.API) {

@@ -24,11 +24,12 @@ const (
 // LogEvents records the reaper's lines as events (storesql.EventLogger).
 // Followers find them at their next poll: the reaper's commit wakes no one.
 func (t leaseTx) LogEvents(ctx context.Context, id string, entries []libra.LogEntry) error {
-	events, err := logEvents(ctx, t.tx, id, entries)
+	w := txWriter{tx: t.tx}
+	events, err := logEvents(ctx, w, id, entries)
 	if err != nil {
 		return err
 	}
-	return insertEvents(ctx, t.tx, id, events)
+	return insertEvents(ctx, w, id, events)
 }
 
 // DeploymentEvents returns a deployment's events after the given id.

@@ -66,6 +66,13 @@ type DB struct {
 	events eventhub.Hub
 	// cancels hears of cancel requests (cancel.go).
 	cancels cancelWatchers
+
+	// writeStmts caches statements prepared on the writer by query text;
+	// wanted are those to prepare after the current commit (statements.go).
+	writeStmts sync.Map
+	wantMu     sync.Mutex
+	wanted     map[string]bool
+	prepared   int
 }
 
 func dsn(path string, readOnly bool) string {

@@ -121,6 +121,10 @@ func (db *DB) Deployment(ctx context.Context, id string) (*libra.Deployment, err
 const updateDeployment = `UPDATE deployments SET status = ?, current_step = ?, progress = max(progress, ?), steps = ?,
 	error = ?, url = ?, attempt = ?, started_at = ?, finished_at = ? WHERE id = ?`
 
+// updateDeploymentListeners is updateDeployment for a final status, which
+// webhooks may announce: it says whether the project has endpoints.
+var updateDeploymentListeners = updateDeployment + storesql.ReturningListeners("deployments.project_id")
+
 // UpdateDeployment saves a deployment's mutable state and appends logs,
 // with the events the change makes (storesql.UpdateEvents).
 func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []libra.LogEntry) error {
@@ -136,7 +140,8 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err := guard(ctx, tx, d.ID); err != nil {
 		return err
 	}
-	events, err := updateEvents(ctx, tx, d, logs)
+	w := txWriter{db, tx}
+	events, err := updateEvents(ctx, w, d, logs)
 	if err != nil {
 		return err
 	}
@@ -145,9 +150,9 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	ev := libra.FinalEvent(d.Status)
 	listeners := 0
 	if ev == "" {
-		_, err = tx.ExecContext(ctx, updateDeployment, args...)
+		err = w.exec(ctx, updateDeployment, args...)
 	} else {
-		err = tx.QueryRowContext(ctx, updateDeployment+storesql.ReturningListeners("deployments.project_id"), args...).Scan(&listeners)
+		err = w.queryRow(ctx, updateDeploymentListeners, args...).Scan(&listeners)
 		if errors.Is(err, sql.ErrNoRows) {
 			err = nil // no such deployment: nothing written, as with Exec
 		}
@@ -155,21 +160,21 @@ func (db *DB) UpdateDeployment(ctx context.Context, d *libra.Deployment, logs []
 	if err != nil {
 		return fmt.Errorf("update deployment %s: %w", d.ID, err)
 	}
-	if err := appendLogs(ctx, tx, d.ID, logs); err != nil {
+	if err := appendLogs(ctx, w, d.ID, logs); err != nil {
 		return err
 	}
 	if err := db.outboxIf(ctx, tx, listeners, storesql.OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: d.ID,
 		Dedupe: storesql.FinalDedupe(ev, d.ID, d.Attempt)}); err != nil {
 		return err
 	}
-	return db.commitEvents(ctx, tx, d.ID, events)
+	return db.commitEvents(ctx, w, d.ID, events)
 }
 
 // updateEvents compares d with the stored row; the single writer keeps the
 // row as read until the commit. An unknown deployment makes no events (and
 // the update changes nothing).
-func updateEvents(ctx context.Context, tx *sql.Tx, d *libra.Deployment, logs []libra.LogEntry) ([]storesql.EventRow, error) {
-	prior, err := storesql.ScanPrior(tx.QueryRowContext(ctx, selectPrior, d.ID))
+func updateEvents(ctx context.Context, w txWriter, d *libra.Deployment, logs []libra.LogEntry) ([]storesql.EventRow, error) {
+	prior, err := storesql.ScanPrior(w.queryRow(ctx, selectPrior, d.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -179,22 +184,23 @@ func updateEvents(ctx context.Context, tx *sql.Tx, d *libra.Deployment, logs []l
 	return storesql.UpdateEvents(prior, d, logs)
 }
 
-// commitEvents inserts events, commits tx and wakes the deployment's
+// commitEvents inserts events, commits and wakes the deployment's
 // followers.
-func (db *DB) commitEvents(ctx context.Context, tx *sql.Tx, id string, events []storesql.EventRow) error {
-	if err := insertEvents(ctx, tx, id, events); err != nil {
+func (db *DB) commitEvents(ctx context.Context, w txWriter, id string, events []storesql.EventRow) error {
+	if err := insertEvents(ctx, w, id, events); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if len(events) > 0 {
 		db.events.Notify(id)
 	}
+	db.prepareWanted(context.WithoutCancel(ctx))
 	return nil
 }
 
-func insertEvents(ctx context.Context, tx *sql.Tx, id string, events []storesql.EventRow) error {
+func insertEvents(ctx context.Context, w txWriter, id string, events []storesql.EventRow) error {
 	const perStatement = 200 // 4 parameters each, well under SQLite's limit
 	for len(events) > 0 {
 		n := min(len(events), perStatement)
@@ -208,7 +214,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, id string, events []storesql.
 			sb.WriteString("(?, ?, ?, ?)")
 			args = append(args, id, e.Seq, e.Type, e.Data)
 		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		if err := w.exec(ctx, sb.String(), args...); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 		events = events[n:]
@@ -330,20 +336,21 @@ func (db *DB) AppendLogs(ctx context.Context, id string, entries []libra.LogEntr
 	if err := guard(ctx, tx, id); err != nil {
 		return err
 	}
-	if err := appendLogs(ctx, tx, id, entries); err != nil {
+	w := txWriter{db, tx}
+	if err := appendLogs(ctx, w, id, entries); err != nil {
 		return err
 	}
-	events, err := logEvents(ctx, tx, id, entries)
+	events, err := logEvents(ctx, w, id, entries)
 	if err != nil {
 		return err
 	}
-	return db.commitEvents(ctx, tx, id, events)
+	return db.commitEvents(ctx, w, id, events)
 }
 
 // logEvents numbers one event per line; none for an unknown deployment.
-func logEvents(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEntry) ([]storesql.EventRow, error) {
+func logEvents(ctx context.Context, w txWriter, id string, entries []libra.LogEntry) ([]storesql.EventRow, error) {
 	var last int64
-	err := tx.QueryRowContext(ctx, selectLastSeq, id).Scan(&last)
+	err := w.queryRow(ctx, selectLastSeq, id).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -353,7 +360,7 @@ func logEvents(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEn
 	return storesql.LogEvents(last, entries)
 }
 
-func appendLogs(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogEntry) error {
+func appendLogs(ctx context.Context, w txWriter, id string, entries []libra.LogEntry) error {
 	const perStatement = 150 // 5 parameters each, well under SQLite's limit
 	for len(entries) > 0 {
 		n := min(len(entries), perStatement)
@@ -367,7 +374,7 @@ func appendLogs(ctx context.Context, tx *sql.Tx, id string, entries []libra.LogE
 			sb.WriteString("(?, ?, ?, ?, ?)")
 			args = append(args, id, micros(e.Time), string(e.Step), e.Level, e.Message)
 		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		if err := w.exec(ctx, sb.String(), args...); err != nil {
 			return fmt.Errorf("insert logs: %w", err)
 		}
 		entries = entries[n:]

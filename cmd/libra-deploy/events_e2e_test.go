@@ -1,9 +1,12 @@
 package main_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,6 +50,14 @@ func TestEventsFollowBuildWithReconnect(t *testing.T) {
 	const lines = 120
 	id := deployFiles(s, tok, "acme", "chatty", chattyBuild(lines, 25, false)).str("deploymentId")
 
+	// A live NDJSON follower alongside: every line one event, no
+	// keep-alive lines, the same events.
+	nd, bad := openEvents(t, s.url, tok, id, "", "Accept", "application/x-ndjson")
+	if bad != nil {
+		t.Fatalf("open NDJSON: %d %s", bad.status, bad.body)
+	}
+	ndDone := make(chan []streamEvent, 1)
+	go func() { ndDone <- readToDone(nd) }()
 	first, bad := openEvents(t, s.url, tok, id, "")
 	if bad != nil {
 		t.Fatalf("open: %d %s", bad.status, bad.body)
@@ -71,6 +82,19 @@ func TestEventsFollowBuildWithReconnect(t *testing.T) {
 	t.Logf("%d events, resumed after id %d; second stream %s; keep-alives %d+%d",
 		len(got), last, time.Since(start).Round(time.Millisecond), first.keepAlives, second.keepAlives)
 
+	if live := <-ndDone; !sameEvents(live, got) {
+		t.Fatalf("the NDJSON follower got %d events, the SSE client %d: %+v", len(live), len(got), live)
+	}
+	if second.keepAlives == 0 && first.keepAlives == 0 {
+		t.Error("no keep-alive comment in streams longer than the keep-alive period")
+	}
+	checkFollowed(t, s, id, got, lines)
+}
+
+// checkFollowed: a completed build's events, gap-free, with every build
+// line once and in order, exactly the stored log, and every step.
+func checkFollowed(t *testing.T, s *server, id string, got []streamEvent, lines int) {
+	t.Helper()
 	checkGapFree(t, got, 1)
 	if d := got[len(got)-1]; d.str("status") != "completed" || d.str("url") == "" {
 		t.Fatalf("done: %+v", d.Data)
@@ -82,10 +106,24 @@ func TestEventsFollowBuildWithReconnect(t *testing.T) {
 	if msgs := eventLogMessages(got); !slices.Equal(msgs, stored) {
 		t.Fatalf("log events differ from the stored log:\n%q\n%q", msgs, stored)
 	}
-	if second.keepAlives == 0 && first.keepAlives == 0 {
-		t.Error("no keep-alive comment in streams longer than the keep-alive period")
-	}
 	checkSteps(t, got)
+}
+
+// readToDone reads events until done or an error (then the events so far,
+// and one with the error as its type so that comparisons fail); it may
+// run outside the test's goroutine.
+func readToDone(c *eventClient) []streamEvent {
+	defer c.close()
+	var out []streamEvent
+	for {
+		e, err := c.next()
+		if err != nil {
+			return append(out, streamEvent{Type: "error: " + err.Error()})
+		}
+		if out = append(out, e); isDone(e) {
+			return out
+		}
+	}
 }
 
 func seq(n int) []int {
@@ -161,6 +199,12 @@ func TestEventsReplayNDJSONAndErrors(t *testing.T) {
 	if got := readAll(t, s.url, tok, id, "?since=100000"); len(got) != 0 {
 		t.Fatalf("after the end: %+v", got)
 	}
+	checkEventErrors(t, s, tok, other, id)
+}
+
+// checkEventErrors: bad input and other orgs get errors in the unified
+// format.
+func checkEventErrors(t *testing.T, s *server, tok, other, id string) {
 	for _, tt := range []struct {
 		name, tok, id, query string
 		header               []string
@@ -207,6 +251,36 @@ func checkEventsDocumented(t *testing.T, s *server) {
 	}
 }
 
+func openStreams(t *testing.T, s *server, tok, id string, n int) []*eventClient {
+	t.Helper()
+	var streams []*eventClient
+	for range n {
+		c, bad := openEvents(t, s.url, tok, id, "")
+		if bad != nil {
+			t.Fatalf("stream %d: %d %s", len(streams)+1, bad.status, bad.body)
+		}
+		streams = append(streams, c)
+	}
+	return streams
+}
+
+// readToEnd reads every stream until the server ends it.
+func readToEnd(streams []*eventClient) {
+	var wg sync.WaitGroup
+	for _, c := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := c.next(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // readAll reads a stream of a finished deployment to its end.
 func readAll(t *testing.T, url, tok, id, query string, header ...string) []streamEvent {
 	t.Helper()
@@ -218,8 +292,11 @@ func readAll(t *testing.T, url, tok, id, query string, header ...string) []strea
 	var out []streamEvent
 	for {
 		e, err := c.next()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return out
+		}
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(out), err)
 		}
 		out = append(out, e)
 	}
@@ -265,22 +342,19 @@ func TestEventsFailedDeployment(t *testing.T) {
 // 429 and a closed one frees its place. Shutting the server down ends
 // every stream at once, though the build they follow still runs.
 func TestEventsStreamCapAndShutdown(t *testing.T) {
-	s := startServer(t, "SHUTDOWN_GRACE=20s")
+	// The token's rate limit must not be what refuses the retries below.
+	s := startServer(t, "SHUTDOWN_GRACE=20s", "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000")
 	tok := s.setup("acme", "app")
 	id := deployFiles(s, tok, "acme", "app", slowBuild(60_000, "slow")).str("deploymentId")
-	var streams []*eventClient
-	for range 20 {
-		c, bad := openEvents(t, s.url, tok, id, "")
-		if bad != nil {
-			t.Fatalf("stream %d: %d %s", len(streams)+1, bad.status, bad.body)
-		}
-		streams = append(streams, c)
-	}
+	streams := openStreams(t, s, tok, id, 20)
 	_, bad := openEvents(t, s.url, tok, id, "")
 	if bad == nil {
 		t.Fatal("a 21st stream was opened")
 	}
 	wantCode(t, *bad, 429, "RATE_LIMITED")
+	if !strings.Contains(bad.str("message"), "event streams") {
+		t.Fatalf("429 for another reason: %s", bad.body)
+	}
 	streams[0].close()
 	var c *eventClient
 	for range 50 { // the server sees the close soon, not at once
@@ -297,19 +371,7 @@ func TestEventsStreamCapAndShutdown(t *testing.T) {
 
 	start := time.Now()
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	var wg sync.WaitGroup
-	for _, c := range streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if _, err := c.next(); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	readToEnd(streams)
 	took := time.Since(start)
 	t.Logf("20 streams ended %s after SIGTERM", took.Round(time.Millisecond))
 	if took > 5*time.Second {

@@ -107,20 +107,17 @@ func (c *eventClient) next() (streamEvent, error) {
 	}
 }
 
+// nextLine reads one NDJSON line, which must be one event.
 func (c *eventClient) nextLine() (streamEvent, error) {
-	for {
-		line, err := c.rd.ReadString('\n')
-		if err != nil {
-			return streamEvent{}, err
-		}
-		if strings.TrimSpace(line) == "" {
-			c.keepAlives++
-			continue
-		}
-		var e streamEvent
-		e.At = time.Now()
-		return e, json.Unmarshal([]byte(line), &e)
+	line, err := c.rd.ReadString('\n')
+	if err != nil {
+		return streamEvent{}, err
 	}
+	e := streamEvent{At: time.Now()}
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		return e, fmt.Errorf("NDJSON line %q: %w", line, err)
+	}
+	return e, nil
 }
 
 // readUntil reads events until stop says so, or fails the test after
