@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CancelExpiredLease", testCancelExpiredLease},
 		{"CancelPublishRace", testCancelPublishRace},
 		{"CancelReaped", testCancelReaped},
+		{"CancelledRetention", testCancelledRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
