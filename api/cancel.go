@@ -49,7 +49,7 @@ func (s *server) cancelDeployment(ctx context.Context, in *deploymentPath) (*can
 		return nil, clientError(ctx, "cancel deployment", fmt.Errorf("cancel %s: %w", d.ID, err))
 	}
 	msg := "cancellation requested: the node running the deployment stops its build, cleans up and ends it cancelled, " +
-		"unless it publishes first"
+		"unless it publishes or fails first"
 	if status == libra.StatusCancelled {
 		msg = "deployment cancelled: it had not started and never will"
 		metrics.DeploymentFinished(string(status))

@@ -75,20 +75,33 @@ func stepError(r response, step string) string {
 	return v
 }
 
+// sandboxParts lists the server's build cgroups, sandbox directories and
+// deployment working directories.
+func sandboxParts(t *testing.T, s *server) (cgroups, boxes []string) {
+	t.Helper()
+	for _, dir := range cgroupDirs(s.cgroup) {
+		left, _ := filepath.Glob(filepath.Join(dir, "b*"))
+		cgroups = append(cgroups, left...)
+	}
+	for _, dir := range []string{"state/boxes", "work"} {
+		entries, err := os.ReadDir(filepath.Join(s.sandboxRoot, dir))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				boxes = append(boxes, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return cgroups, boxes
+}
+
 // checkSandboxGone: no build cgroup and no sandbox directory left.
 func checkSandboxGone(t *testing.T, s *server) {
 	t.Helper()
-	for _, dir := range cgroupDirs(s.cgroup) {
-		if left, _ := filepath.Glob(filepath.Join(dir, "b*")); len(left) > 0 {
-			t.Errorf("build cgroups left after the cancel: %v", left)
-		}
-	}
-	boxes, err := os.ReadDir(filepath.Join(s.sandboxRoot, "boxes"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	if len(boxes) > 0 {
-		t.Errorf("sandbox directories left after the cancel: %d, e.g. %s", len(boxes), boxes[0].Name())
+	if cgroups, boxes := sandboxParts(t, s); len(cgroups)+len(boxes) > 0 {
+		t.Errorf("left after the cancel: build cgroups %v, directories %v", cgroups, boxes)
 	}
 }
 
@@ -107,6 +120,10 @@ func cancelTree(t *testing.T, via, runner *server, tok, id, phase string) time.D
 	before := processesOfUIDs(lo, hi)
 	if len(liveProcesses(before)) < 7 { // node, three sh, six sleeps: the check below can fail
 		t.Fatalf("the tree is not running as a build uid: %v", before)
+	}
+	// The checks after the cancel can fail: the sandbox exists now.
+	if cgroups, boxes := sandboxParts(t, runner); len(cgroups) == 0 || len(boxes) < 2 {
+		t.Fatalf("a running build without its sandbox and working directory: build cgroups %v, directories %v", cgroups, boxes)
 	}
 	sent := time.Now()
 	r := cancel(via, tok, id)

@@ -234,3 +234,26 @@ func testCancelReaped(t *testing.T, s libra.Store) {
 		t.Fatalf("a worker took the reaped, cancelled deployment: %v, want ErrNotFound", err)
 	}
 }
+
+// Retention prunes cancelled deployments like completed and failed ones,
+// and lists show them as cancelled; a queued one is never pruned.
+func testCancelledRetention(t *testing.T, s libra.Store) {
+	mustProject(t, s, "p", "o")
+	old, queued := mustDeploy(t, s, "p", "o"), mustDeploy(t, s, "p", "o")
+	if _, err := s.RequestCancel(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.ListDeployments(ctx, "p", "", 10)
+	if err != nil || len(page.Deployments) != 2 || page.Deployments[1].Status != libra.StatusCancelled {
+		t.Fatalf("list: %+v, %v; want the older one cancelled", page, err)
+	}
+	newest := mustDeploy(t, s, "p", "o")
+	finish(t, s, newest, libra.StatusFailed)
+	got, err := s.PruneDeployments(ctx, 1, false)
+	if err != nil || len(got) != 1 || got[0].ID != old.ID || got[0].Status != libra.StatusCancelled {
+		t.Fatalf("pruned %+v, %v; want only the cancelled %s", got, err, old.ID)
+	}
+	if _, err := s.Deployment(ctx, queued.ID); err != nil {
+		t.Fatalf("queued deployment pruned: %v", err)
+	}
+}

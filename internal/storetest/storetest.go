@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"WebhookOutbox", testWebhookOutbox},
 		{"WebhookEndpoints", testWebhookEndpoints},
 		{"WebhookAttempts", testWebhookAttempts},
+		{"CancelledRetention", testCancelledRetention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
