@@ -32,7 +32,7 @@ func FinalEvent(status Status) string {
 		return EventDeploymentSucceeded
 	case StatusFailed:
 		return EventDeploymentFailed
-	case "cancelled":
+	case StatusCancelled:
 		return EventDeploymentCancelled
 	}
 	return ""

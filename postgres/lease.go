@@ -12,7 +12,13 @@ import (
 )
 
 // leaseTx runs storesql's lease queries in PostgreSQL's spelling.
-type leaseTx struct{ tx pgx.Tx }
+//
+// deliveries, when set (inLeaseTx), lets the lease and cancel paths that
+// end a deployment announce it to webhooks (storesql.FinalAnnouncer).
+type leaseTx struct {
+	tx         pgx.Tx
+	deliveries storesql.EnqueueDeliveries
+}
 
 func (t leaseTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := t.tx.Exec(ctx, storesql.PostgresDialect.SQL(query), args...)
@@ -29,7 +35,9 @@ func (t leaseTx) QueryRow(ctx context.Context, query string, args ...any) stores
 func (leaseTx) NoRows(err error) bool { return noRows(err) }
 
 func (db *DB) inLeaseTx(ctx context.Context, fn func(tx leaseTx) error) error {
-	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error { return fn(leaseTx{tx}) })
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return fn(leaseTx{tx: tx, deliveries: db.enqueueDeliveries()})
+	})
 }
 
 // Heartbeat records that node is alive, on the database's clock.
@@ -125,5 +133,5 @@ func (db *DB) enqueueOne(ctx context.Context, tx storesql.Tx, id string) (int64,
 
 // guard is storesql.Guard on a PostgreSQL transaction.
 func guard(ctx context.Context, tx pgx.Tx, id string) error {
-	return storesql.Guard(ctx, leaseTx{tx}, id)
+	return storesql.Guard(ctx, leaseTx{tx: tx}, id)
 }

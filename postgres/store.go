@@ -313,7 +313,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 		}
 		pub, err := storesql.ScanPublished(tx.QueryRow(ctx, pg(storesql.PublishManifest), manifest, url, id))
 		if noRows(err) {
-			return storesql.PublishRefused(ctx, leaseTx{tx}, id)
+			return storesql.PublishRefused(ctx, leaseTx{tx: tx}, id)
 		}
 		if err != nil {
 			return fmt.Errorf("record manifest: %w", err)

@@ -34,12 +34,12 @@ func (db *DB) enqueueDeliveries() storesql.EnqueueDeliveries {
 
 // outbox records ev's deliveries inside tx (see storesql.Outbox).
 func (db *DB) outbox(ctx context.Context, tx pgx.Tx, ev storesql.OutboxEvent) error {
-	return storesql.Outbox(ctx, leaseTx{tx}, ev, db.enqueueDeliveries())
+	return storesql.Outbox(ctx, leaseTx{tx: tx}, ev, db.enqueueDeliveries())
 }
 
 // outboxIf is outbox when listeners is above 0.
 func (db *DB) outboxIf(ctx context.Context, tx pgx.Tx, listeners int, ev storesql.OutboxEvent) error {
-	return storesql.OutboxIf(ctx, leaseTx{tx}, listeners, ev, db.enqueueDeliveries())
+	return storesql.OutboxIf(ctx, leaseTx{tx: tx}, listeners, ev, db.enqueueDeliveries())
 }
 
 // CreateWebhook stores an endpoint. The project row's lock makes the count
@@ -49,7 +49,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w libra.Webhook) error {
 		if err := lockProject(ctx, tx, w.ProjectID); err != nil {
 			return err
 		}
-		return storesql.CreateWebhook(ctx, leaseTx{tx}, w)
+		return storesql.CreateWebhook(ctx, leaseTx{tx: tx}, w)
 	})
 }
 
@@ -121,4 +121,13 @@ func (db *DB) RedeliverWebhook(ctx context.Context, webhookID, deliveryID string
 		return err
 	})
 	return out, err
+}
+
+// AnnounceFinal: see storesql.FinalAnnouncer. Without deliveries (a leaseTx
+// made outside inTx) it announces nothing.
+func (t leaseTx) AnnounceFinal(ctx context.Context, id string) error {
+	if t.deliveries == nil {
+		return nil
+	}
+	return storesql.AnnounceFinal(ctx, t, id, t.deliveries)
 }

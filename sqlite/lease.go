@@ -16,7 +16,13 @@ import (
 // (a stuck build, a paused process) is fenced off just the same.
 
 // leaseTx runs storesql's lease queries in SQLite's spelling.
-type leaseTx struct{ tx *sql.Tx }
+//
+// deliveries, when set (inTx), lets the lease and cancel paths that end a
+// deployment announce it to webhooks (storesql.FinalAnnouncer).
+type leaseTx struct {
+	tx         *sql.Tx
+	deliveries storesql.EnqueueDeliveries
+}
 
 func (t leaseTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	res, err := t.tx.ExecContext(ctx, storesql.SQLiteDialect.SQL(query), args...)
@@ -39,7 +45,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx leaseTx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(leaseTx{tx}); err != nil {
+	if err := fn(leaseTx{tx: tx, deliveries: db.enqueueDeliveries()}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -148,5 +154,5 @@ func (db *DB) enqueueOne(ctx context.Context, tx storesql.Tx, id string) (int64,
 
 // guard is storesql.Guard on a SQLite transaction.
 func guard(ctx context.Context, tx *sql.Tx, id string) error {
-	return storesql.Guard(ctx, leaseTx{tx}, id)
+	return storesql.Guard(ctx, leaseTx{tx: tx}, id)
 }

@@ -263,7 +263,7 @@ func (db *DB) Publish(ctx context.Context, id, manifest, url string) error {
 	}
 	pub, err := storesql.ScanPublished(tx.QueryRowContext(ctx, storesql.PublishManifest, manifest, url, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return storesql.PublishRefused(ctx, leaseTx{tx}, id)
+		return storesql.PublishRefused(ctx, leaseTx{tx: tx}, id)
 	}
 	if err != nil {
 		return fmt.Errorf("record manifest: %w", err)

@@ -35,12 +35,12 @@ func (db *DB) enqueueDeliveries() storesql.EnqueueDeliveries {
 
 // outbox records ev's deliveries inside tx (see storesql.Outbox).
 func (db *DB) outbox(ctx context.Context, tx *sql.Tx, ev storesql.OutboxEvent) error {
-	return storesql.Outbox(ctx, leaseTx{tx}, ev, db.enqueueDeliveries())
+	return storesql.Outbox(ctx, leaseTx{tx: tx}, ev, db.enqueueDeliveries())
 }
 
 // outboxIf is outbox when listeners is above 0.
 func (db *DB) outboxIf(ctx context.Context, tx *sql.Tx, listeners int, ev storesql.OutboxEvent) error {
-	return storesql.OutboxIf(ctx, leaseTx{tx}, listeners, ev, db.enqueueDeliveries())
+	return storesql.OutboxIf(ctx, leaseTx{tx: tx}, listeners, ev, db.enqueueDeliveries())
 }
 
 // CreateWebhook stores an endpoint; SQLite's single writer serialises the
@@ -146,4 +146,13 @@ func (db *DB) announceCreated(ctx context.Context, tx *sql.Tx, accepted []*creat
 		}
 	}
 	return nil
+}
+
+// AnnounceFinal: see storesql.FinalAnnouncer. Without deliveries (a leaseTx
+// made outside inTx) it announces nothing.
+func (t leaseTx) AnnounceFinal(ctx context.Context, id string) error {
+	if t.deliveries == nil {
+		return nil
+	}
+	return storesql.AnnounceFinal(ctx, t, id, t.deliveries)
 }

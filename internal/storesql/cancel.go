@@ -105,7 +105,10 @@ func cancelNow(ctx context.Context, tx Tx, id string, t cancelTarget) error {
 		}
 		msg += "; quota given back"
 	}
-	return reapLog(ctx, tx, id, "warn", msg)
+	if err := reapLog(ctx, tx, id, "warn", msg); err != nil {
+		return err
+	}
+	return announceFinal(ctx, tx, id)
 }
 
 // CancelRequested reads whether id's cancel was requested.

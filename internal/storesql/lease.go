@@ -249,7 +249,10 @@ func deadLetter(ctx context.Context, tx Tx, r libra.Reclaimed, oldJob sql.NullIn
 			return fmt.Errorf("refund quota of %s: %w", r.DeploymentID, err)
 		}
 	}
-	return reapLog(ctx, tx, r.DeploymentID, "error", "deployment failed: "+msg+"; quota given back")
+	if err := reapLog(ctx, tx, r.DeploymentID, "error", "deployment failed: "+msg+"; quota given back"); err != nil {
+		return err
+	}
+	return announceFinal(ctx, tx, r.DeploymentID)
 }
 
 func endJob(ctx context.Context, tx Tx, job sql.NullInt64, state string) error {

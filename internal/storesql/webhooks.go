@@ -275,3 +275,34 @@ func Redeliver(ctx context.Context, tx Tx, webhookID, deliveryID string, enqueue
 	}
 	return &d, nil
 }
+
+// FinalAnnouncer is a Tx that can announce, to the project's webhooks, a
+// deployment that a path other than UpdateDeployment made final: a cancel
+// no node runs, the reaper's dead letter. Like EventLogger, it is optional:
+// a Tx without it announces nothing.
+type FinalAnnouncer interface {
+	AnnounceFinal(ctx context.Context, id string) error
+}
+
+// announceFinal announces id's final status inside tx when tx can.
+func announceFinal(ctx context.Context, tx Tx, id string) error {
+	if a, ok := tx.(FinalAnnouncer); ok {
+		return a.AnnounceFinal(ctx, id)
+	}
+	return nil
+}
+
+// AnnounceFinal records, inside tx, the deliveries of the final-status
+// event of deployment id, once per attempt like UpdateDeployment's.
+func AnnounceFinal(ctx context.Context, tx QueryTx, id string, enqueue EnqueueDeliveries) error {
+	d, err := ScanDeployment(tx.QueryRow(ctx, SelectDeployment, id))
+	if err != nil {
+		return fmt.Errorf("announce %s: select deployment: %w", id, err)
+	}
+	ev := libra.FinalEvent(d.Status)
+	if ev == "" {
+		return nil
+	}
+	return Outbox(ctx, tx, OutboxEvent{Event: ev, ProjectID: d.ProjectID, DeploymentID: id,
+		Dedupe: FinalDedupe(ev, id, d.Attempt)}, enqueue)
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"WebhookOutbox", testWebhookOutbox},
 		{"WebhookEndpoints", testWebhookEndpoints},
 		{"WebhookAttempts", testWebhookAttempts},
+		{"WebhookCancelAnnounced", testWebhookCancelAnnounced},
 		{"CancelledRetention", testCancelledRetention},
 	}
 	for _, tt := range tests {

@@ -181,3 +181,23 @@ func record(t *testing.T, s libra.Store, a libra.WebhookAttempt) {
 		t.Fatalf("record attempt: %v", err)
 	}
 }
+
+// A deployment ended outside UpdateDeployment is announced too: a queued
+// one cancelled (no node runs it) sends deployment.cancelled, once.
+func testWebhookCancelAnnounced(t *testing.T, s libra.Store) {
+	mustProject(t, s, "p", "o")
+	hook := newHook(t, s, "p")
+	d := mustDeploy(t, s, "p", "o")
+	status, err := s.RequestCancel(ctx, d.ID)
+	if err != nil || status != libra.StatusCancelled {
+		t.Fatalf("cancel: %v, %v", status, err)
+	}
+	ds := wantEvents(t, s, hook.ID, libra.EventDeploymentCreated, libra.EventDeploymentCancelled)
+	var body libra.WebhookPayload
+	if err := json.Unmarshal(ds[0].Payload, &body); err != nil { // newest first
+		t.Fatalf("payload %s: %v", ds[0].Payload, err)
+	}
+	if body.Data.DeploymentID != d.ID || body.Data.Status != libra.StatusCancelled {
+		t.Fatalf("payload %s", ds[0].Payload)
+	}
+}
