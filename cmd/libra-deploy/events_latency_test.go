@@ -30,13 +30,6 @@ func lineLatencies(events []streamEvent, connected time.Time) []time.Duration {
 	return out
 }
 
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
-}
-
 // followBuild follows deployment id on url from its first event to done
 // and returns the events and the live lines' latencies.
 func followBuild(t testing.TB, url, tok, id string) ([]streamEvent, []time.Duration) {
@@ -55,7 +48,7 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) < 50 {
 		b.Fatalf("only %d lines received live", len(lat))
 	}
-	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+	p50, p99 := percentile(lat, 50), percentile(lat, 99)
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
@@ -132,7 +125,7 @@ func TestEventsAcrossNodesPostgres(t *testing.T) {
 	if len(lat) < 20 {
 		t.Fatalf("only %d lines received live", len(lat))
 	}
-	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+	p50, p99 := percentile(lat, 50), percentile(lat, 99)
 	t.Logf("%d live lines across nodes: p50 %s, p99 %s", len(lat), p50, p99)
 	if p50 > time.Second {
 		t.Fatalf("p50 %s: lines wait for the poll, not NOTIFY", p50)
