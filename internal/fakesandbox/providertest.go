@@ -2,6 +2,8 @@ package fakesandbox
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,4 +57,41 @@ func BenchLifecycle(b *testing.B, p libra.SandboxProvider, workDir func() string
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/lifecycle")
+}
+
+// CheckFault checks the error of a Create that a provider's fault (a bad
+// key, an outage, a timeout) made fail: permanent or not as the fault
+// calls for, with a message naming provider and holding message, never
+// reading as the build's own timeout, never holding the key.
+func CheckFault(t *testing.T, err error, provider, key string, permanent bool, message string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("create succeeded")
+	}
+	if libra.IsPermanent(err) != permanent || !strings.Contains(err.Error(), message) || !strings.Contains(strings.ToLower(err.Error()), provider) {
+		t.Fatalf("err %v: permanent %v, want %v and a message with %q", err, libra.IsPermanent(err), permanent, message)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a provider fault reads as the build's own timeout: %v", err)
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Fatalf("the key is in the error: %v", err)
+	}
+}
+
+// CheckCommandTimeout checks that a command outliving its timeout ends
+// with the command's deadline, which the build step reports as the
+// build's timeout.
+func CheckCommandTimeout(t *testing.T, p libra.SandboxProvider, workDir string) {
+	t.Helper()
+	ctx := context.Background()
+	sb, err := p.Create(ctx, libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: workDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy(ctx)
+	_, err = sb.Run(ctx, libra.Command{Args: []string{"sleep", "30"}, Timeout: 500 * time.Millisecond})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the command's deadline", err)
+	}
 }

@@ -2,7 +2,6 @@ package daytona_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -140,18 +139,7 @@ func TestDaytonaFaultsAreClassified(t *testing.T) {
 			fake.Fault, fake.Delay = tc.fault, tc.delay
 			p := newProvider(fake, tc.key)
 			_, err := p.Create(context.Background(), libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-			if err == nil {
-				t.Fatal("create succeeded")
-			}
-			if libra.IsPermanent(err) != tc.permanent || !strings.Contains(err.Error(), tc.message) || !strings.Contains(strings.ToLower(err.Error()), "daytona") {
-				t.Fatalf("err %v: permanent %v, want %v and a message with %q", err, libra.IsPermanent(err), tc.permanent, tc.message)
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("a provider fault reads as the build's own timeout: %v", err)
-			}
-			if strings.Contains(err.Error(), testKey) {
-				t.Fatalf("the key is in the error: %v", err)
-			}
+			fakesandbox.CheckFault(t, err, "daytona", testKey, tc.permanent, tc.message)
 			if fake.Live() != 0 {
 				t.Fatalf("%d sandboxes left behind", fake.Live())
 			}
@@ -169,18 +157,7 @@ func on(method, suffix string, code int) func(*http.Request) int {
 }
 
 func TestDaytonaCommandTimeoutIsTheBuilds(t *testing.T) {
-	fake := fakedaytona.Start(t, testKey)
-	p := newProvider(fake, testKey)
-	ctx := context.Background()
-	sb, err := p.Create(ctx, libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Destroy(ctx)
-	_, err = sb.Run(ctx, libra.Command{Args: []string{"sleep", "30"}, Timeout: 500 * time.Millisecond})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v, want the command's deadline", err)
-	}
+	fakesandbox.CheckCommandTimeout(t, newProvider(fakedaytona.Start(t, testKey), testKey), projectDir(t))
 }
 
 func TestDaytonaCheckNamesTheProblem(t *testing.T) {

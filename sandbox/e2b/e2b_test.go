@@ -2,12 +2,10 @@ package e2b_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -104,15 +102,7 @@ func TestE2BFaultsAreClassified(t *testing.T) {
 			fake.Fault, fake.Delay = tc.fault, tc.delay
 			p := newProvider(fake, tc.key, time.Minute)
 			_, err := p.Create(context.Background(), libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-			if err == nil {
-				t.Fatal("create succeeded")
-			}
-			if libra.IsPermanent(err) != tc.permanent || !strings.Contains(err.Error(), tc.message) || !strings.Contains(strings.ToLower(err.Error()), "e2b") {
-				t.Fatalf("err %v: permanent %v, want %v and a message with %q", err, libra.IsPermanent(err), tc.permanent, tc.message)
-			}
-			if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), testKey) {
-				t.Fatalf("err %v reads as the build's timeout or holds the key", err)
-			}
+			fakesandbox.CheckFault(t, err, "e2b", testKey, tc.permanent, tc.message)
 			fake.Fault, fake.Delay = nil, 0
 			if st := fake.Stats(); st.Live != 0 {
 				t.Fatalf("%d sandboxes left behind", st.Live)
@@ -131,16 +121,5 @@ func on(method, path string, code int) func(*http.Request) int {
 }
 
 func TestE2BCommandTimeoutIsTheBuilds(t *testing.T) {
-	fake := fakee2b.Start(t, testKey)
-	p := newProvider(fake, testKey, time.Minute)
-	ctx := context.Background()
-	sb, err := p.Create(ctx, libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Destroy(ctx)
-	_, err = sb.Run(ctx, libra.Command{Args: []string{"sleep", "30"}, Timeout: 500 * time.Millisecond})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v, want the command's deadline", err)
-	}
+	fakesandbox.CheckCommandTimeout(t, newProvider(fakee2b.Start(t, testKey), testKey, time.Minute), projectDir(t))
 }
