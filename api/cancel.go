@@ -30,20 +30,13 @@ type cancelOutput struct {
 // Another org's deployment is 404, as if it did not exist: deployment ids
 // are secrets (GET /deploy-status needs none).
 func (s *server) cancelDeployment(ctx context.Context, in *deploymentPath) (*cancelOutput, error) {
-	notFound := newError(http.StatusNotFound, libra.CodeDeploymentNotFound, "deployment not found", nil)
-	if !libra.LooksLikeDeploymentID(in.ID) {
-		return nil, notFound
-	}
-	d, err := s.cfg.Store.Deployment(ctx, in.ID)
-	if errors.Is(err, libra.ErrNotFound) || err == nil && d.OrgID != tokenOf(ctx).OrgID {
-		return nil, notFound
-	}
+	d, err := s.deploymentOfOrg(ctx, in.ID)
 	if err != nil {
-		return nil, clientError(ctx, "load deployment", fmt.Errorf("deployment %s: %w", in.ID, err))
+		return nil, err
 	}
 	status, err := s.cfg.Store.RequestCancel(ctx, d.ID)
 	if errors.Is(err, libra.ErrNotFound) {
-		return nil, notFound // deleted meanwhile
+		return nil, newError(http.StatusNotFound, libra.CodeDeploymentNotFound, "deployment not found", nil) // deleted meanwhile
 	}
 	if err != nil {
 		return nil, clientError(ctx, "cancel deployment", fmt.Errorf("cancel %s: %w", d.ID, err))

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,20 +41,11 @@ func (s *server) deployLog(ctx context.Context, in *statusInput) (*deployLogOutp
 // org's deployment is "not found", like one that does not exist, so that a
 // token cannot learn which ids are real.
 func (s *server) buildLogOf(ctx context.Context, id string) (*libra.ManifestFile, error) {
-	notFound := func(msg string) error {
-		return newError(http.StatusNotFound, libra.CodeDeploymentNotFound, msg, nil)
-	}
-	if !libra.LooksLikeDeploymentID(id) {
-		return nil, notFound("deployment not found")
-	}
-	d, err := s.cfg.Store.Deployment(ctx, id)
-	if errors.Is(err, libra.ErrNotFound) || err == nil && d.OrgID != tokenOf(ctx).OrgID {
-		return nil, notFound("deployment not found")
-	}
+	d, err := s.deploymentOfOrg(ctx, id)
 	if err != nil {
-		return nil, clientError(ctx, "load deployment", fmt.Errorf("deployment %s: %w", id, err))
+		return nil, err
 	}
-	noLog := notFound("this deployment has no full build log: it had no build, or did not publish (its status's logs hold what it printed)")
+	noLog := newError(http.StatusNotFound, libra.CodeDeploymentNotFound, "this deployment has no full build log: it had no build, or did not publish (its status's logs hold what it printed)", nil)
 	if d.Manifest == "" {
 		return nil, noLog
 	}

@@ -70,22 +70,8 @@ func envItem(v libra.EnvVar) EnvItem {
 	return item
 }
 
-// envProject returns the caller's project. Another org's project is 404,
-// as if it did not exist: its environment is nobody else's business, not
-// even whether it has one.
-func (s *server) envProject(ctx context.Context, projectID string) (*libra.Project, error) {
-	p, err := s.cfg.Store.Project(ctx, projectID)
-	if errors.Is(err, libra.ErrNotFound) || (err == nil && p.OrgID != tokenOf(ctx).OrgID) {
-		return nil, newError(http.StatusNotFound, libra.CodeProjectNotFound, fmt.Sprintf("project %q not found", projectID), nil)
-	}
-	if err != nil {
-		return nil, clientError(ctx, "load project", fmt.Errorf("project %s: %w", projectID, err))
-	}
-	return p, nil
-}
-
 func (s *server) listEnv(ctx context.Context, in *projectPath) (*envListOutput, error) {
-	p, err := s.envProject(ctx, in.ProjectID)
+	p, err := s.projectOfOrg(ctx, in.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +108,7 @@ func (s *server) putEnv(ctx context.Context, in *envPutInput) (*envItemOutput, e
 
 // checkEnvPut validates a PUT before anything is written.
 func (s *server) checkEnvPut(ctx context.Context, in *envPutInput) (libra.EnvVar, error) {
-	if _, err := s.envProject(ctx, in.ProjectID); err != nil {
+	if _, err := s.projectOfOrg(ctx, in.ProjectID); err != nil {
 		return libra.EnvVar{}, err
 	}
 	if err := libra.ValidateEnvKey(in.Key); err != nil {
@@ -138,7 +124,7 @@ func (s *server) checkEnvPut(ctx context.Context, in *envPutInput) (libra.EnvVar
 }
 
 func (s *server) deleteEnv(ctx context.Context, in *envKeyPath) (*deletedOutput, error) {
-	p, err := s.envProject(ctx, in.ProjectID)
+	p, err := s.projectOfOrg(ctx, in.ProjectID)
 	if err != nil {
 		return nil, err
 	}

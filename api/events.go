@@ -114,23 +114,6 @@ func (s *server) deploymentEvents(ctx context.Context, in *eventsInput) (*events
 	}}, nil
 }
 
-// deploymentOfOrg loads a deployment of the token's org; another org's is
-// "not found", like one that does not exist.
-func (s *server) deploymentOfOrg(ctx context.Context, id string) (*libra.Deployment, error) {
-	notFound := newError(http.StatusNotFound, libra.CodeDeploymentNotFound, "deployment not found", nil)
-	if !libra.LooksLikeDeploymentID(id) {
-		return nil, notFound
-	}
-	d, err := s.cfg.Store.Deployment(ctx, id)
-	if errors.Is(err, libra.ErrNotFound) || err == nil && d.OrgID != tokenOf(ctx).OrgID {
-		return nil, notFound
-	}
-	if err != nil {
-		return nil, clientError(ctx, "load deployment", fmt.Errorf("deployment %s: %w", id, err))
-	}
-	return d, nil
-}
-
 func resumeAfter(in *eventsInput) (int64, error) {
 	if in.LastEventID == "" {
 		return in.Since, nil

@@ -109,21 +109,8 @@ func showDelivery(d libra.WebhookDelivery) WebhookDelivery {
 		CreatedAt: d.CreatedAt, LastAttemptAt: d.LastAttemptAt, NextAttemptAt: d.NextAttemptAt}
 }
 
-// hookProject loads a project of the caller's org. Unlike ownProject,
-// another org's project is 404: its endpoints are nobody else's business.
-func (s *server) hookProject(ctx context.Context, projectID string) (*libra.Project, error) {
-	p, err := s.cfg.Store.Project(ctx, projectID)
-	if errors.Is(err, libra.ErrNotFound) || err == nil && p.OrgID != tokenOf(ctx).OrgID {
-		return nil, newError(http.StatusNotFound, libra.CodeProjectNotFound, fmt.Sprintf("project %q not found", projectID), nil)
-	}
-	if err != nil {
-		return nil, clientError(ctx, "load project", fmt.Errorf("project %s: %w", projectID, err))
-	}
-	return p, nil
-}
-
 func (s *server) createWebhook(ctx context.Context, in *webhookCreateInput) (*webhookOutput, error) {
-	p, err := s.hookProject(ctx, in.ProjectID)
+	p, err := s.projectOfOrg(ctx, in.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +140,7 @@ func (s *server) checkWebhookURL(ctx context.Context, url string) error {
 }
 
 func (s *server) listWebhooks(ctx context.Context, in *projectPath) (*webhooksOutput, error) {
-	p, err := s.hookProject(ctx, in.ProjectID)
+	p, err := s.projectOfOrg(ctx, in.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +158,7 @@ func (s *server) listWebhooks(ctx context.Context, in *projectPath) (*webhooksOu
 
 // ownWebhook loads an endpoint of a project of the caller's org.
 func (s *server) ownWebhook(ctx context.Context, projectID, webhookID string) (*libra.Webhook, error) {
-	p, err := s.hookProject(ctx, projectID)
+	p, err := s.projectOfOrg(ctx, projectID)
 	if err != nil {
 		return nil, err
 	}

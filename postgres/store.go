@@ -470,19 +470,10 @@ func (db *DB) Logs(ctx context.Context, id string, limit int) ([]libra.LogEntry,
 	return out, nil
 }
 
-// SiteByLabel returns what a deployment's own host serves, or else what
-// the stable alias of that label serves (a deployment's label always wins:
-// see storesql.SiteByAlias).
+// SiteByLabel returns what a deployment's own host or, failing that, the
+// stable alias of that label serves (storesql.SiteOfLabel).
 func (db *DB) SiteByLabel(ctx context.Context, label string) (string, string, error) {
-	id, manifest, err := db.site(ctx, storesql.SiteByLabel, label)
-	if !errors.Is(err, libra.ErrNotFound) {
-		return id, manifest, err
-	}
-	args, ok := storesql.AliasQuery(label)
-	if !ok {
-		return id, manifest, err
-	}
-	return db.site(ctx, storesql.SiteByAlias, args...)
+	return storesql.SiteOfLabel(ctx, db.site, label)
 }
 
 // SiteByProject returns what a project's production alias serves.

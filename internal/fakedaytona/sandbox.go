@@ -6,9 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/libra-deploy/libra-deploy/internal/fakesandbox"
 )
 
 // sandbox is one fake sandbox. Fields are guarded by the Fake's mutex,
@@ -89,23 +90,11 @@ func (s *sandbox) destroy() {
 	s.state = "destroyed"
 	for _, ss := range s.sessions {
 		for _, c := range ss.commands {
-			if c.cmd != nil && c.cmd.Process != nil {
-				_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-			}
+			fakesandbox.Kill(c.cmd)
 		}
 	}
 	_ = os.RemoveAll(s.home)
 }
 
-// resolve maps a sandbox path onto the home directory; the fake takes
-// relative paths only and never leaves home.
-func (s *sandbox) resolve(p string) (string, bool) {
-	if p == "" || filepath.IsAbs(p) {
-		return "", false
-	}
-	clean := filepath.Clean(p)
-	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", false
-	}
-	return filepath.Join(s.home, clean), true
-}
+// resolve maps a sandbox path onto the home directory.
+func (s *sandbox) resolve(p string) (string, bool) { return fakesandbox.Resolve(s.home, p) }

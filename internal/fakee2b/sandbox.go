@@ -3,10 +3,9 @@ package fakee2b
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/libra-deploy/libra-deploy/internal/fakesandbox"
 )
 
 // sandbox is one fake sandbox; fields are guarded by the Fake's mutex.
@@ -28,22 +27,10 @@ func (s *sandbox) destroy() {
 		s.timer.Stop()
 	}
 	for _, c := range s.procs {
-		if c.Process != nil {
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		}
+		fakesandbox.Kill(c)
 	}
 	_ = os.RemoveAll(s.home)
 }
 
-// resolve maps a path onto the home directory, as envd resolves relative
-// paths against the user's home; the fake never leaves home.
-func (s *sandbox) resolve(p string) (string, bool) {
-	if p == "" || filepath.IsAbs(p) {
-		return "", false
-	}
-	clean := filepath.Clean(p)
-	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", false
-	}
-	return filepath.Join(s.home, clean), true
-}
+// resolve maps a sandbox path onto the home directory.
+func (s *sandbox) resolve(p string) (string, bool) { return fakesandbox.Resolve(s.home, p) }

@@ -1,11 +1,9 @@
 package fakee2b
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
+	"github.com/libra-deploy/libra-deploy/internal/fakesandbox"
 	"github.com/libra-deploy/libra-deploy/internal/openapicheck"
 )
 
@@ -27,29 +25,9 @@ func Start(t testing.TB, key string) *Running {
 	t.Helper()
 	f := New(key)
 	r := &Running{Fake: f}
-	var h http.Handler = f
-	if dir, ok := openapicheck.SpecsDir(); ok {
-		c, err := openapicheck.Load(f,
-			openapicheck.Mount{Prefix: "/envd", SpecFile: filepath.Join(dir, "e2b", "envd.yaml"), Unlisted: []string{"/process.Process/"}},
-			openapicheck.Mount{Prefix: "", SpecFile: filepath.Join(dir, "e2b", "openapi.yml")})
-		if err != nil {
-			t.Fatalf("load the E2B specs: %v", err)
-		}
-		r.Spec, h = c, c
-	} else {
-		t.Log("E2B spec check skipped: ../shared/specs is absent")
-	}
-	srv := httptest.NewServer(h)
-	r.APIURL, r.SandboxURL = srv.URL, srv.URL+"/envd"
-	t.Cleanup(func() {
-		srv.Close()
-		f.Close()
-		if r.Spec == nil {
-			return
-		}
-		for _, msg := range r.Spec.Failures() {
-			t.Errorf("E2B spec: %s", msg)
-		}
-	})
+	url, spec := fakesandbox.Serve(t, "E2B", f, f.Close,
+		openapicheck.Mount{Prefix: "/envd", SpecFile: "e2b/envd.yaml", Unlisted: []string{"/process.Process/"}},
+		openapicheck.Mount{Prefix: "", SpecFile: "e2b/openapi.yml"})
+	r.APIURL, r.SandboxURL, r.Spec = url, url+"/envd", spec
 	return r
 }

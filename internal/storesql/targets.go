@@ -1,6 +1,9 @@
 package storesql
 
 import (
+	"context"
+	"errors"
+
 	libra "github.com/libra-deploy/libra-deploy"
 )
 
@@ -59,4 +62,23 @@ func TargetOf(d *libra.Deployment) libra.Target {
 		return libra.TargetPreview
 	}
 	return libra.TargetProduction
+}
+
+// SiteQuery runs one of the site queries (SiteByLabel, SiteByAlias, ...)
+// on a store, returning the deployment's id and manifest.
+type SiteQuery func(ctx context.Context, query string, args ...any) (id, manifest string, err error)
+
+// SiteOfLabel returns what a deployment's own host, {label}.{sites domain},
+// serves, or else what the stable alias of that label serves (a
+// deployment's label always wins: see SiteByAlias).
+func SiteOfLabel(ctx context.Context, site SiteQuery, label string) (string, string, error) {
+	id, manifest, err := site(ctx, SiteByLabel, label)
+	if !errors.Is(err, libra.ErrNotFound) {
+		return id, manifest, err
+	}
+	args, ok := AliasQuery(label)
+	if !ok {
+		return id, manifest, err
+	}
+	return site(ctx, SiteByAlias, args...)
 }

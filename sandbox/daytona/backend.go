@@ -31,7 +31,7 @@ func (b *backend) setToolbox(ctx context.Context, proxy string) error {
 		var u struct {
 			URL string `json:"url"`
 		}
-		if err := b.p.c.do(ctx, "get toolbox URL", http.MethodGet, b.p.cfg.APIURL+"/sandbox/"+url.PathEscape(b.id)+"/toolbox-proxy-url", nil, &u); err != nil {
+		if err := b.p.c.JSON(ctx, "get toolbox URL", http.MethodGet, b.p.cfg.APIURL+"/sandbox/"+url.PathEscape(b.id)+"/toolbox-proxy-url", nil, &u); err != nil {
 			return err
 		}
 		proxy = u.URL
@@ -68,7 +68,7 @@ func (b *backend) Upload(ctx context.Context, p string, data []byte) error {
 		return fmt.Errorf("daytona: upload: %w", err)
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := b.p.c.send(ctx, "upload files", req)
+	resp, err := b.p.c.Send(ctx, "upload files", req)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (b *backend) Download(ctx context.Context, p string) (io.ReadCloser, error)
 	if err != nil {
 		return nil, fmt.Errorf("daytona: download: %w", err)
 	}
-	resp, err := b.p.c.send(ctx, "download file", req)
+	resp, err := b.p.c.Send(ctx, "download file", req)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (b *backend) Download(ctx context.Context, p string) (io.ReadCloser, error)
 
 // Delete deletes the sandbox; one already gone counts as deleted.
 func (b *backend) Delete(ctx context.Context) error {
-	err := b.p.c.do(ctx, "delete sandbox", http.MethodDelete, b.p.cfg.APIURL+"/sandbox/"+url.PathEscape(b.id), nil, nil)
+	err := b.p.c.JSON(ctx, "delete sandbox", http.MethodDelete, b.p.cfg.APIURL+"/sandbox/"+url.PathEscape(b.id), nil, nil)
 	if remote.IsNotFound(err) {
 		return nil
 	}
@@ -164,5 +164,5 @@ func (b *backend) follow(ctx context.Context, cmdID string, output io.Writer) (i
 
 // call is one toolbox request.
 func (b *backend) call(ctx context.Context, op, method, path string, body, out any) error {
-	return b.p.c.do(ctx, op, method, b.toolbox+path, body, out)
+	return b.p.c.JSON(ctx, op, method, b.toolbox+path, body, out)
 }

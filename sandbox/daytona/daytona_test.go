@@ -2,18 +2,17 @@ package daytona_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/internal/fakedaytona"
+	"github.com/libra-deploy/libra-deploy/internal/fakesandbox"
 	"github.com/libra-deploy/libra-deploy/sandbox/daytona"
 )
 
@@ -40,20 +39,6 @@ func projectDir(t testing.TB) string {
 	return dir
 }
 
-// timedLines records each output line with when it arrived.
-type timedLines struct {
-	mu    sync.Mutex
-	lines []string
-	at    []time.Time
-}
-
-func (l *timedLines) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-	l.at = append(l.at, time.Now())
-}
-
 func TestDaytonaBuildLifecycle(t *testing.T) {
 	fake := fakedaytona.Start(t, testKey)
 	fake.StartAfterPolls = 2
@@ -64,11 +49,11 @@ func TestDaytonaBuildLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var out timedLines
+	var out fakesandbox.TimedLines
 	script := `cat package.json; echo; echo first; sleep 1.5; echo second >&2; mkdir -p dist && cp src/page.html dist/index.html && echo "$GREETING" > dist/env.txt`
-	code, err := sb.Run(ctx, libra.Command{Args: []string{"bash", "-c", script}, Env: map[string]string{"GREETING": "it's me"}, Timeout: 20 * time.Second, Output: out.add})
+	code, err := sb.Run(ctx, libra.Command{Args: []string{"bash", "-c", script}, Env: map[string]string{"GREETING": "it's me"}, Timeout: 20 * time.Second, Output: out.Add})
 	if err != nil || code != 0 {
-		t.Fatalf("run: code %d err %v; output %q", code, err, out.lines)
+		t.Fatalf("run: code %d err %v; output %q", code, err, out.Lines)
 	}
 	checkStreamed(t, &out)
 	files := readAll(t, sb, "dist")
@@ -99,10 +84,10 @@ func TestDaytonaBuildLifecycle(t *testing.T) {
 
 // checkStreamed asserts that output came while the command ran: the line
 // before the sleep arrived well before the one after it.
-func checkStreamed(t *testing.T, out *timedLines) {
+func checkStreamed(t *testing.T, out *fakesandbox.TimedLines) {
 	t.Helper()
 	first, second := -1, -1
-	for i, l := range out.lines {
+	for i, l := range out.Lines {
 		switch l {
 		case "first":
 			first = i
@@ -110,11 +95,11 @@ func checkStreamed(t *testing.T, out *timedLines) {
 			second = i
 		}
 	}
-	if first < 0 || second < 0 || !strings.Contains(strings.Join(out.lines, "\n"), `{"name":"p"}`) {
-		t.Fatalf("output lines: %q", out.lines)
+	if first < 0 || second < 0 || !strings.Contains(strings.Join(out.Lines, "\n"), `{"name":"p"}`) {
+		t.Fatalf("output lines: %q", out.Lines)
 	}
-	if gap := out.at[second].Sub(out.at[first]); gap < 500*time.Millisecond {
-		t.Fatalf("output was not streamed: %q and %q arrived %s apart", out.lines[first], out.lines[second], gap)
+	if gap := out.At[second].Sub(out.At[first]); gap < 500*time.Millisecond {
+		t.Fatalf("output was not streamed: %q and %q arrived %s apart", out.Lines[first], out.Lines[second], gap)
 	}
 }
 
@@ -154,18 +139,7 @@ func TestDaytonaFaultsAreClassified(t *testing.T) {
 			fake.Fault, fake.Delay = tc.fault, tc.delay
 			p := newProvider(fake, tc.key)
 			_, err := p.Create(context.Background(), libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-			if err == nil {
-				t.Fatal("create succeeded")
-			}
-			if libra.IsPermanent(err) != tc.permanent || !strings.Contains(err.Error(), tc.message) || !strings.Contains(strings.ToLower(err.Error()), "daytona") {
-				t.Fatalf("err %v: permanent %v, want %v and a message with %q", err, libra.IsPermanent(err), tc.permanent, tc.message)
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("a provider fault reads as the build's own timeout: %v", err)
-			}
-			if strings.Contains(err.Error(), testKey) {
-				t.Fatalf("the key is in the error: %v", err)
-			}
+			fakesandbox.CheckFault(t, err, "daytona", testKey, tc.permanent, tc.message)
 			if fake.Live() != 0 {
 				t.Fatalf("%d sandboxes left behind", fake.Live())
 			}
@@ -183,18 +157,7 @@ func on(method, suffix string, code int) func(*http.Request) int {
 }
 
 func TestDaytonaCommandTimeoutIsTheBuilds(t *testing.T) {
-	fake := fakedaytona.Start(t, testKey)
-	p := newProvider(fake, testKey)
-	ctx := context.Background()
-	sb, err := p.Create(ctx, libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Destroy(ctx)
-	_, err = sb.Run(ctx, libra.Command{Args: []string{"sleep", "30"}, Timeout: 500 * time.Millisecond})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v, want the command's deadline", err)
-	}
+	fakesandbox.CheckCommandTimeout(t, newProvider(fakedaytona.Start(t, testKey), testKey), projectDir(t))
 }
 
 func TestDaytonaCheckNamesTheProblem(t *testing.T) {

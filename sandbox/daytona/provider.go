@@ -62,18 +62,14 @@ func (c *Config) defaults() {
 // Provider creates Daytona sandboxes.
 type Provider struct {
 	cfg Config
-	c   *client
+	c   *remote.Client
 }
 
 // New returns a provider; a configuration it cannot use is reported by
 // Check, so the service still starts and serves static sites.
 func New(cfg Config) *Provider {
 	cfg.defaults()
-	return &Provider{cfg: cfg, c: &client{
-		http:    &http.Client{Transport: cfg.Transport},
-		key:     cfg.APIKey,
-		timeout: cfg.RequestTimeout,
-	}}
+	return &Provider{cfg: cfg, c: newClient(cfg)}
 }
 
 // Name is "daytona".
@@ -141,7 +137,7 @@ func (p *Provider) createSandbox(ctx context.Context, opts libra.SandboxOptions)
 		AutoDeleteInterval: 0,
 	}
 	var sb sandboxInfo
-	if err := p.c.do(ctx, "create sandbox", http.MethodPost, p.cfg.APIURL+"/sandbox", req, &sb); err != nil {
+	if err := p.c.JSON(ctx, "create sandbox", http.MethodPost, p.cfg.APIURL+"/sandbox", req, &sb); err != nil {
 		return nil, err
 	}
 	if sb.ID == "" {
@@ -175,7 +171,7 @@ func (p *Provider) waitStarted(parent context.Context, b *backend, sb *sandboxIn
 		case <-time.After(p.cfg.PollInterval):
 		}
 		var next sandboxInfo
-		if err := p.c.do(ctx, "get sandbox", http.MethodGet, p.cfg.APIURL+"/sandbox/"+url.PathEscape(sb.ID), nil, &next); err != nil {
+		if err := p.c.JSON(ctx, "get sandbox", http.MethodGet, p.cfg.APIURL+"/sandbox/"+url.PathEscape(sb.ID), nil, &next); err != nil {
 			return err
 		}
 		*sb = next

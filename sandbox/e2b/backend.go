@@ -97,7 +97,7 @@ func (b *backend) Upload(ctx context.Context, p string, data []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := b.p.send(ctx, "upload file", req)
+	resp, err := b.p.envd.Send(ctx, "upload file", req)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (b *backend) Download(ctx context.Context, p string) (io.ReadCloser, error)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := b.p.send(ctx, "download file", req)
+	resp, err := b.p.envd.Send(ctx, "download file", req)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (b *backend) Exec(ctx context.Context, script string, output io.Writer) (in
 	req.Header.Set("Content-Type", "application/connect+json")
 	req.Header.Set("Connect-Protocol-Version", "1")
 	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(b.p.cfg.User+":")))
-	resp, err := b.p.send(ctx, "start process", req)
+	resp, err := b.p.envd.Send(ctx, "start process", req)
 	if err != nil {
 		return -1, err
 	}

@@ -2,18 +2,16 @@ package e2b_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	libra "github.com/libra-deploy/libra-deploy"
 	"github.com/libra-deploy/libra-deploy/internal/fakee2b"
+	"github.com/libra-deploy/libra-deploy/internal/fakesandbox"
 	"github.com/libra-deploy/libra-deploy/sandbox/e2b"
 )
 
@@ -37,28 +35,6 @@ func projectDir(t testing.TB) string {
 	return dir
 }
 
-type timedLines struct {
-	mu    sync.Mutex
-	lines []string
-	at    []time.Time
-}
-
-func (l *timedLines) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-	l.at = append(l.at, time.Now())
-}
-
-func (l *timedLines) index(s string) int {
-	for i, x := range l.lines {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
-
 // The sandbox's timeout is 4 s and the build takes longer: only the
 // renewals keep the sandbox alive.
 func TestE2BBuildLifecycle(t *testing.T) {
@@ -70,15 +46,15 @@ func TestE2BBuildLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var out timedLines
+	var out fakesandbox.TimedLines
 	script := `echo first; sleep 5; echo second >&2; mkdir -p dist && cp src/page.html dist/index.html && echo "$GREETING" > dist/env.txt`
-	code, err := sb.Run(ctx, libra.Command{Args: []string{"bash", "-c", script}, Env: map[string]string{"GREETING": "it's me"}, Timeout: 20 * time.Second, Output: out.add})
+	code, err := sb.Run(ctx, libra.Command{Args: []string{"bash", "-c", script}, Env: map[string]string{"GREETING": "it's me"}, Timeout: 20 * time.Second, Output: out.Add})
 	if err != nil || code != 0 {
-		t.Fatalf("run: code %d err %v output %q", code, err, out.lines)
+		t.Fatalf("run: code %d err %v output %q", code, err, out.Lines)
 	}
-	first, second := out.index("first"), out.index("second")
-	if first < 0 || second < 0 || out.at[second].Sub(out.at[first]) < 3*time.Second {
-		t.Fatalf("output not streamed as it came: %q", out.lines)
+	first, second := out.Index("first"), out.Index("second")
+	if first < 0 || second < 0 || out.At[second].Sub(out.At[first]) < 3*time.Second {
+		t.Fatalf("output not streamed as it came: %q", out.Lines)
 	}
 	files := map[string]string{}
 	err = sb.ReadFiles(ctx, "dist", func(p string, _ int64, r io.Reader) error {
@@ -126,15 +102,7 @@ func TestE2BFaultsAreClassified(t *testing.T) {
 			fake.Fault, fake.Delay = tc.fault, tc.delay
 			p := newProvider(fake, tc.key, time.Minute)
 			_, err := p.Create(context.Background(), libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-			if err == nil {
-				t.Fatal("create succeeded")
-			}
-			if libra.IsPermanent(err) != tc.permanent || !strings.Contains(err.Error(), tc.message) || !strings.Contains(strings.ToLower(err.Error()), "e2b") {
-				t.Fatalf("err %v: permanent %v, want %v and a message with %q", err, libra.IsPermanent(err), tc.permanent, tc.message)
-			}
-			if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), testKey) {
-				t.Fatalf("err %v reads as the build's timeout or holds the key", err)
-			}
+			fakesandbox.CheckFault(t, err, "e2b", testKey, tc.permanent, tc.message)
 			fake.Fault, fake.Delay = nil, 0
 			if st := fake.Stats(); st.Live != 0 {
 				t.Fatalf("%d sandboxes left behind", st.Live)
@@ -153,16 +121,5 @@ func on(method, path string, code int) func(*http.Request) int {
 }
 
 func TestE2BCommandTimeoutIsTheBuilds(t *testing.T) {
-	fake := fakee2b.Start(t, testKey)
-	p := newProvider(fake, testKey, time.Minute)
-	ctx := context.Background()
-	sb, err := p.Create(ctx, libra.SandboxOptions{DeploymentID: "d", OrgID: "o", WorkDir: projectDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Destroy(ctx)
-	_, err = sb.Run(ctx, libra.Command{Args: []string{"sleep", "30"}, Timeout: 500 * time.Millisecond})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v, want the command's deadline", err)
-	}
+	fakesandbox.CheckCommandTimeout(t, newProvider(fakee2b.Start(t, testKey), testKey, time.Minute), projectDir(t))
 }

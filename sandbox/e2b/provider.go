@@ -70,15 +70,17 @@ func cmpOr(v, def string) string {
 
 // Provider creates E2B sandboxes.
 type Provider struct {
-	cfg  Config
-	http *http.Client
+	cfg       Config
+	apiClient *remote.Client // control plane, with the key
+	envd      *remote.Client // in-sandbox daemon
 }
 
 // New returns a provider; a configuration it cannot use is reported by
 // Check, so the service still starts and serves static sites.
 func New(cfg Config) *Provider {
 	cfg.defaults()
-	return &Provider{cfg: cfg, http: &http.Client{Transport: cfg.Transport}}
+	api, envd := newClients(cfg)
+	return &Provider{cfg: cfg, apiClient: api, envd: envd}
 }
 
 // Name is "e2b".
