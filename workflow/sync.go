@@ -31,6 +31,7 @@ func (ru *run) sync(ctx context.Context) error {
 	defer root.Close()
 
 	var created, edited, deleted int
+	ru.sources = map[string]libra.Encoded{}
 	for _, op := range ru.d.Input {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -40,6 +41,7 @@ func (ru *run) sync(ctx context.Context) error {
 			if err := ru.writeFile(ctx, root, op); err != nil {
 				return err
 			}
+			ru.noteSource(op)
 			if op.Type == libra.OpCreate {
 				created++
 			} else {
@@ -50,6 +52,7 @@ func (ru *run) sync(ctx context.Context) error {
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return libra.Permanent(fmt.Errorf("delete %s: %w", op.Path, err))
 			}
+			delete(ru.sources, op.Path)
 			deleted++
 		default:
 			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: unknown operation %q", op.Path, op.Type))
@@ -57,6 +60,17 @@ func (ru *run) sync(ctx context.Context) error {
 	}
 	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", created, edited, deleted))
 	return nil
+}
+
+// noteSource remembers which stored blob a path's content came from, so
+// that deploy can publish a file nobody changed by its digest without
+// storing it again (see deploy's known). Inline content has no blob.
+func (ru *run) noteSource(op libra.FileOp) {
+	if op.Digest == "" {
+		delete(ru.sources, op.Path)
+		return
+	}
+	ru.sources[op.Path] = libra.Encoded{Digest: op.Digest, Size: op.Size}
 }
 
 func (ru *run) writeFile(ctx context.Context, root *os.Root, op libra.FileOp) error {
