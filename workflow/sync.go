@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 
 	libra "github.com/libra-deploy/libra-deploy"
 )
@@ -30,36 +29,54 @@ func (ru *run) sync(ctx context.Context) error {
 	}
 	defer root.Close()
 
-	var created, edited, deleted int
+	w := newTreeWriter(ctx, ru, root)
+	n, err := ru.applyOps(w)
+	// Waited for even after a refusal: no write may outlive the step.
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", n.created, n.edited, n.deleted))
+	return nil
+}
+
+type opCounts struct{ created, edited, deleted int }
+
+// applyOps hands the input's operations, in order, to w.
+func (ru *run) applyOps(w *treeWriter) (opCounts, error) {
+	var n opCounts
 	ru.sources = map[string]libra.Encoded{}
 	for _, op := range ru.d.Input {
-		if err := ctx.Err(); err != nil {
-			return err
+		if w.ctx.Err() != nil {
+			return n, nil // a write failed, or the step was cut off: see wait
 		}
 		switch op.Type {
 		case libra.OpCreate, libra.OpEdit:
-			if err := ru.writeFile(ctx, root, op); err != nil {
-				return err
+			if err := w.write(op); err != nil {
+				return n, err
 			}
 			ru.noteSource(op)
 			if op.Type == libra.OpCreate {
-				created++
+				n.created++
 			} else {
-				edited++
+				n.edited++
 			}
 		case libra.OpDelete:
-			err := root.Remove(op.Path)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return libra.Permanent(fmt.Errorf("delete %s: %w", op.Path, err))
+			if err := w.remove(op.Path); err != nil {
+				return n, err
 			}
 			delete(ru.sources, op.Path)
-			deleted++
+			n.deleted++
 		default:
-			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: unknown operation %q", op.Path, op.Type))
+			return n, libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: unknown operation %q", op.Path, op.Type))
 		}
 	}
-	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", created, edited, deleted))
-	return nil
+	return n, nil
 }
 
 // noteSource remembers which stored blob a path's content came from, so
@@ -73,13 +90,8 @@ func (ru *run) noteSource(op libra.FileOp) {
 	ru.sources[op.Path] = libra.Encoded{Digest: op.Digest, Size: op.Size}
 }
 
+// writeFile writes one file whose directory exists.
 func (ru *run) writeFile(ctx context.Context, root *os.Root, op libra.FileOp) error {
-	if dir := path.Dir(op.Path); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			// A file where a directory is needed is the input's fault.
-			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: cannot create its directory: a file of that name exists", op.Path))
-		}
-	}
 	var src io.Reader
 	if op.Digest == "" {
 		src = bytes.NewReader(op.Content) // a small file, inline

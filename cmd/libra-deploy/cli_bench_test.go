@@ -155,12 +155,16 @@ func stepTimes(b *testing.B, st response) map[string]time.Duration {
 	return out
 }
 
+// logStepTimes prints every step's p50/p90 on one line: the benchmark
+// output keeps only a few lines per run.
 func logStepTimes(b *testing.B, steps map[string][]time.Duration) {
+	var line strings.Builder
 	for _, name := range []string{"validate", "sync", "sandbox", "build", "deploy", "cleanup", "run"} {
 		if d := steps[name]; len(d) > 0 {
-			b.Logf("server %-8s p50 %v p90 %v", name, percentile(d, 50), percentile(d, 90))
+			fmt.Fprintf(&line, " %s %v/%v", name, percentile(d, 50), percentile(d, 90))
 		}
 	}
+	b.Logf("server steps, p50/p90:%s", line.String())
 }
 
 func percentile(d []time.Duration, p int) time.Duration {
