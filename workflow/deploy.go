@@ -57,6 +57,8 @@ func (ru *run) deploy(ctx context.Context) error {
 	var err error
 	if ru.sandbox != nil {
 		err = ru.sandbox.ReadFiles(ctx, ru.outDir, put)
+	} else if ru.tree != nil {
+		err = ru.tree.each(ctx, ru.r.Artifacts, put)
 	} else {
 		err = ru.readFiles(ctx, put)
 	}

@@ -105,7 +105,10 @@ type run struct {
 	// sources maps each path sync wrote from a stored blob to that blob
 	// (digest and size), set by sync.
 	sources map[string]libra.Encoded
-	files   int
+	// tree is set by sync when it wrote only the root level of a static
+	// site (see staticTree); deploy then publishes from it.
+	tree  staticTree
+	files int
 	// byDigest counts the files deploy published by their source's digest.
 	byDigest int
 	bytes    int64

@@ -29,8 +29,54 @@ func (ru *run) sync(ctx context.Context) error {
 	}
 	defer root.Close()
 
+	n, err := ru.writeOps(ctx, root, ru.opsToWrite())
+	if err != nil {
+		return err
+	}
+	if ru.tree != nil {
+		ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("static site: %d files, %d of them at the root written to plan the build, the rest published from the input as it is", len(ru.tree), n.created+n.edited))
+		return nil
+	}
+	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", n.created, n.edited, n.deleted))
+	return nil
+}
+
+// opsToWrite returns what sync writes: the root level of a plain static
+// site (see staticTree), whose other files are noted as sources, or the
+// whole input.
+func (ru *run) opsToWrite() []libra.FileOp {
+	ru.sources = map[string]libra.Encoded{}
+	t, ok := planStaticTree(ru.d.Input)
+	if !ok {
+		return ru.d.Input
+	}
+	ru.tree = t
+	root, rest := t.split(ru.d.Input)
+	for _, op := range rest {
+		ru.noteSource(op)
+	}
+	return root
+}
+
+// writeRest writes the files of a static tree that sync left out, for a
+// plan that reads more than the root after all (not expected: see
+// build.PlanFiles), so that no plan ever sees half a project.
+func (ru *run) writeRest(ctx context.Context) error {
+	root, err := os.OpenRoot(ru.workDir)
+	if err != nil {
+		return fmt.Errorf("open working directory: %w", err)
+	}
+	defer root.Close()
+	_, rest := ru.tree.split(ru.d.Input)
+	ru.tree = nil
+	_, err = ru.writeOps(ctx, root, rest)
+	return err
+}
+
+// writeOps applies ops to the tree under root.
+func (ru *run) writeOps(ctx context.Context, root *os.Root, ops []libra.FileOp) (opCounts, error) {
 	w := newTreeWriter(ctx, ru, root)
-	n, err := ru.applyOps(w)
+	n, err := ru.applyOps(w, ops)
 	// Waited for even after a refusal: no write may outlive the step.
 	if werr := w.wait(); err == nil {
 		err = werr
@@ -38,20 +84,15 @@ func (ru *run) sync(ctx context.Context) error {
 	if err == nil {
 		err = ctx.Err()
 	}
-	if err != nil {
-		return err
-	}
-	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", n.created, n.edited, n.deleted))
-	return nil
+	return n, err
 }
 
 type opCounts struct{ created, edited, deleted int }
 
-// applyOps hands the input's operations, in order, to w.
-func (ru *run) applyOps(w *treeWriter) (opCounts, error) {
+// applyOps hands operations, in order, to w.
+func (ru *run) applyOps(w *treeWriter, ops []libra.FileOp) (opCounts, error) {
 	var n opCounts
-	ru.sources = map[string]libra.Encoded{}
-	for _, op := range ru.d.Input {
+	for _, op := range ops {
 		if w.ctx.Err() != nil {
 			return n, nil // a write failed, or the step was cut off: see wait
 		}
@@ -86,6 +127,9 @@ func (ru *run) noteSource(op libra.FileOp) {
 	if op.Digest == "" {
 		delete(ru.sources, op.Path)
 		return
+	}
+	if ru.sources == nil {
+		ru.sources = map[string]libra.Encoded{}
 	}
 	ru.sources[op.Path] = libra.Encoded{Digest: op.Digest, Size: op.Size}
 }

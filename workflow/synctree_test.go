@@ -47,7 +47,7 @@ func TestTreeWriterAppliesOperationsInOrder(t *testing.T) {
 			defer root.Close()
 			ru := &run{r: &Runner{}, d: &libra.Deployment{Input: tc.ops}}
 			w := newTreeWriter(context.Background(), ru, root)
-			_, err = ru.applyOps(w)
+			_, err = ru.applyOps(w, tc.ops)
 			if werr := w.wait(); err == nil {
 				err = werr
 			}
@@ -72,7 +72,7 @@ func TestTreeWriterRefusesAFileAsADirectory(t *testing.T) {
 	ops := []libra.FileOp{{Path: "a", Type: libra.OpCreate, Content: []byte("file")}, {Path: "b", Type: libra.OpCreate, Content: []byte("x")}}
 	ru := &run{r: &Runner{}, d: &libra.Deployment{Input: ops}}
 	w := newTreeWriter(context.Background(), ru, root)
-	if _, err := ru.applyOps(w); err != nil {
+	if _, err := ru.applyOps(w, ops); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.wait(); err != nil {
