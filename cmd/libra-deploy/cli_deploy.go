@@ -26,11 +26,16 @@ type deployOptions struct {
 	noWait              bool
 }
 
-// DeployResult is what `deploy --json` prints.
+// DeployResult is what `deploy --json` prints. URL is what the deploy
+// printed the URL for: the stable alias's with --alias (it keeps serving
+// the newest deployment with that alias, which is what one shares, as
+// Netlify's --alias prints), else the deployment's own.
 type DeployResult struct {
 	DeploymentID  string `json:"deploymentId"`
 	Status        string `json:"status"`
 	URL           string `json:"url"`
+	DeploymentURL string `json:"deploymentUrl,omitempty"`
+	AliasURL      string `json:"aliasUrl,omitempty"`
 	Error         string `json:"error,omitempty"`
 	FilesUploaded int    `json:"filesUploaded"`
 	FilesPresent  int    `json:"filesPresent"`
@@ -140,7 +145,28 @@ func deployFiles(ctx context.Context, c *client.Client, o *deployOptions, files 
 	if o.noWait {
 		return res, nil
 	}
-	return res, follow(ctx, c, res)
+	if err := follow(ctx, c, res); err != nil {
+		return res, err
+	}
+	return res, aliasURL(ctx, c, o, res)
+}
+
+// aliasURL makes a completed alias deployment's URL its alias's, which
+// only the status names: one request more, after the end, and only with
+// --alias.
+func aliasURL(ctx context.Context, c *client.Client, o *deployOptions, res *DeployResult) error {
+	res.DeploymentURL = res.URL
+	if o.alias == "" || res.Status != "completed" {
+		return nil
+	}
+	st, err := c.Status(ctx, res.DeploymentID)
+	if err != nil {
+		return err
+	}
+	if st.AliasURL != "" {
+		res.AliasURL, res.URL = st.AliasURL, st.AliasURL
+	}
+	return nil
 }
 
 func deployRequest(o *deployOptions, me client.WhoAmI, files []client.LocalFile) client.DeployRequest {
