@@ -78,15 +78,36 @@ func runDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	who := whoAmI(ctx, c)
 	files, err := listFolder(o.dir)
 	if err != nil {
 		return err
 	}
-	res, err := deployFiles(ctx, c, o, files)
+	me := <-who
+	if me.err != nil {
+		return clientFailure(me.err)
+	}
+	res, err := deployFiles(ctx, c, o, files, me.WhoAmI)
 	if err != nil {
 		return clientFailure(err)
 	}
 	return finish(stdout, o, res)
+}
+
+type whoAmIResult struct {
+	client.WhoAmI
+	err error
+}
+
+// whoAmI asks who the token is while the folder is walked and hashed: the
+// round trip then costs nothing.
+func whoAmI(ctx context.Context, c *client.Client) <-chan whoAmIResult {
+	ch := make(chan whoAmIResult, 1)
+	go func() {
+		me, err := c.WhoAmI(ctx)
+		ch <- whoAmIResult{me, err}
+	}()
+	return ch
 }
 
 // listFolder walks and hashes the folder, refusing early what the server
@@ -118,11 +139,7 @@ func listFolder(dir string) ([]client.LocalFile, error) {
 
 // deployFiles uploads what the server lacks, queues the deployment and,
 // unless told not to, follows it to its end.
-func deployFiles(ctx context.Context, c *client.Client, o *deployOptions, files []client.LocalFile) (*DeployResult, error) {
-	me, err := c.WhoAmI(ctx)
-	if err != nil {
-		return nil, err
-	}
+func deployFiles(ctx context.Context, c *client.Client, o *deployOptions, files []client.LocalFile, me client.WhoAmI) (*DeployResult, error) {
 	res := &DeployResult{}
 	if err := uploadMissing(ctx, c, files, uniqueHashes(files), res); err != nil {
 		return nil, err
