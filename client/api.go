@@ -63,6 +63,7 @@ type Status struct {
 	LogEntries   []LogEntry `json:"logEntries"`
 	Error        string     `json:"error"`
 	URL          string     `json:"url"`
+	AliasURL     string     `json:"aliasUrl"`
 }
 
 // LogEntry is one log line of a deployment.

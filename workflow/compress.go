@@ -115,6 +115,27 @@ func (c *compressor) put(p string, size int64, r io.Reader) (string, int64, erro
 	return digest, n, nil
 }
 
+// queue compresses the content of a file already stored, when its type and
+// size call for it; the file itself is not stored again.
+func (c *compressor) queue(p string, size int64, r io.Reader) error {
+	if !compressible(p, size) {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxCompressBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxCompressBytes {
+		return nil // grew since it was listed: published uncompressed
+	}
+	select {
+	case c.jobs <- compressJob{path: p, data: data}:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+}
+
 // finish waits for the queued compressions and records their variants in
 // files. It must be called once, also when the step fails.
 func (c *compressor) finish(files map[string]libra.ManifestFile) error {

@@ -102,8 +102,16 @@ type run struct {
 	outDir string
 	// worker is the project's Worker for the deploy target, set by build.
 	worker *libra.Worker
-	files  int
-	bytes  int64
+	// sources maps each path sync wrote from a stored blob to that blob
+	// (digest and size), set by sync.
+	sources map[string]libra.Encoded
+	// tree is set by sync when it wrote only the root level of a static
+	// site (see staticTree); deploy then publishes from it.
+	tree  staticTree
+	files int
+	// byDigest counts the files deploy published by their source's digest.
+	byDigest int
+	bytes    int64
 	// published is set once Publish committed: from then on the deployment
 	// is (or was) production, and it ends completed whatever happens to the
 	// job's context.

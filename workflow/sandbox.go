@@ -21,6 +21,14 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plan the build: %w", err)
 	}
+	if ru.tree != nil && (plan.NeedsBuild || plan.OutputDir != ".") {
+		if err := ru.writeRest(ctx); err != nil {
+			return err
+		}
+		if plan, err = build.Detect(ru.workDir, ru.r.BuildOptions); err != nil {
+			return fmt.Errorf("plan the build: %w", err)
+		}
+	}
 	ru.plan = plan
 	for _, w := range plan.Warnings {
 		ru.logs.Add(libra.StepSandbox, "warn", w)

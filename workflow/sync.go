@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 
 	libra "github.com/libra-deploy/libra-deploy"
 )
@@ -30,42 +29,113 @@ func (ru *run) sync(ctx context.Context) error {
 	}
 	defer root.Close()
 
-	var created, edited, deleted int
-	for _, op := range ru.d.Input {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		switch op.Type {
-		case libra.OpCreate, libra.OpEdit:
-			if err := ru.writeFile(ctx, root, op); err != nil {
-				return err
-			}
-			if op.Type == libra.OpCreate {
-				created++
-			} else {
-				edited++
-			}
-		case libra.OpDelete:
-			err := root.Remove(op.Path)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return libra.Permanent(fmt.Errorf("delete %s: %w", op.Path, err))
-			}
-			deleted++
-		default:
-			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: unknown operation %q", op.Path, op.Type))
-		}
+	n, err := ru.writeOps(ctx, root, ru.opsToWrite())
+	if err != nil {
+		return err
 	}
-	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", created, edited, deleted))
+	if ru.tree != nil {
+		ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("static site: %d files, %d of them at the root written to plan the build, the rest published from the input as it is", len(ru.tree), n.created+n.edited))
+		return nil
+	}
+	ru.logs.Add(libra.StepSync, "info", fmt.Sprintf("working tree assembled: %d created, %d edited, %d deleted", n.created, n.edited, n.deleted))
 	return nil
 }
 
-func (ru *run) writeFile(ctx context.Context, root *os.Root, op libra.FileOp) error {
-	if dir := path.Dir(op.Path); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			// A file where a directory is needed is the input's fault.
-			return libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: cannot create its directory: a file of that name exists", op.Path))
+// opsToWrite returns what sync writes: the root level of a plain static
+// site (see staticTree), whose other files are noted as sources, or the
+// whole input.
+func (ru *run) opsToWrite() []libra.FileOp {
+	ru.sources = map[string]libra.Encoded{}
+	t, ok := planStaticTree(ru.d.Input)
+	if !ok {
+		return ru.d.Input
+	}
+	ru.tree = t
+	root, rest := t.split(ru.d.Input)
+	for _, op := range rest {
+		ru.noteSource(op)
+	}
+	return root
+}
+
+// writeRest writes the files of a static tree that sync left out, for a
+// plan that reads more than the root after all (not expected: see
+// build.PlanFiles), so that no plan ever sees half a project.
+func (ru *run) writeRest(ctx context.Context) error {
+	root, err := os.OpenRoot(ru.workDir)
+	if err != nil {
+		return fmt.Errorf("open working directory: %w", err)
+	}
+	defer root.Close()
+	_, rest := ru.tree.split(ru.d.Input)
+	ru.tree = nil
+	_, err = ru.writeOps(ctx, root, rest)
+	return err
+}
+
+// writeOps applies ops to the tree under root.
+func (ru *run) writeOps(ctx context.Context, root *os.Root, ops []libra.FileOp) (opCounts, error) {
+	w := newTreeWriter(ctx, ru, root)
+	n, err := ru.applyOps(w, ops)
+	// Waited for even after a refusal: no write may outlive the step.
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return n, err
+}
+
+type opCounts struct{ created, edited, deleted int }
+
+// applyOps hands operations, in order, to w.
+func (ru *run) applyOps(w *treeWriter, ops []libra.FileOp) (opCounts, error) {
+	var n opCounts
+	for _, op := range ops {
+		if w.ctx.Err() != nil {
+			return n, nil // a write failed, or the step was cut off: see wait
+		}
+		switch op.Type {
+		case libra.OpCreate, libra.OpEdit:
+			if err := w.write(op); err != nil {
+				return n, err
+			}
+			ru.noteSource(op)
+			if op.Type == libra.OpCreate {
+				n.created++
+			} else {
+				n.edited++
+			}
+		case libra.OpDelete:
+			if err := w.remove(op.Path); err != nil {
+				return n, err
+			}
+			delete(ru.sources, op.Path)
+			n.deleted++
+		default:
+			return n, libra.Permanent(libra.Errorf(libra.CodeValidation, "file %q: unknown operation %q", op.Path, op.Type))
 		}
 	}
+	return n, nil
+}
+
+// noteSource remembers which stored blob a path's content came from, so
+// that deploy can publish a file nobody changed by its digest without
+// storing it again (see deploy's known). Inline content has no blob.
+func (ru *run) noteSource(op libra.FileOp) {
+	if op.Digest == "" {
+		delete(ru.sources, op.Path)
+		return
+	}
+	if ru.sources == nil {
+		ru.sources = map[string]libra.Encoded{}
+	}
+	ru.sources[op.Path] = libra.Encoded{Digest: op.Digest, Size: op.Size}
+}
+
+// writeFile writes one file whose directory exists.
+func (ru *run) writeFile(ctx context.Context, root *os.Root, op libra.FileOp) error {
 	var src io.Reader
 	if op.Digest == "" {
 		src = bytes.NewReader(op.Content) // a small file, inline

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -35,6 +36,7 @@ func BenchmarkCLIRedeploy(b *testing.B) {
 	var before []int
 	rec, proxyURL := startRecorder(b, s.url, nil)
 	var cliTimes, queuedTimes, bodyTimes []time.Duration
+	steps := map[string][]time.Duration{}
 	var bytesUp int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -45,6 +47,9 @@ func BenchmarkCLIRedeploy(b *testing.B) {
 		queuedTimes = append(queuedTimes, queued)
 		before = append(before, rec.before(start))
 		bytesUp += out.BytesUploaded
+		for step, d := range stepTimes(b, s.do("GET", statusPath(out.DeploymentID), nil)) {
+			steps[step] = append(steps[step], d)
+		}
 		if out.FilesUploaded != 1 {
 			b.Fatalf("redeploy %d uploaded %d files, want 1", i, out.FilesUploaded)
 		}
@@ -61,6 +66,7 @@ func BenchmarkCLIRedeploy(b *testing.B) {
 	b.Logf("CLI redeploy of 1,000 files, one changed: %d B uploaded, %d requests before events, queued p50 %v, URL p50 %v p90 %v; initFiles: URL p50 %v p90 %v",
 		bytesUp/int64(b.N), slices.Max(before), percentile(queuedTimes, 50), percentile(cliTimes, 50), percentile(cliTimes, 90),
 		percentile(bodyTimes, 50), percentile(bodyTimes, 90))
+	logStepTimes(b, steps)
 	if slices.Max(before) > 4 {
 		b.Errorf("%d requests before following the events; the target is at most 4", slices.Max(before))
 	}
@@ -118,6 +124,47 @@ func redeployInitFiles(b *testing.B, s *server, tok string, files map[string]str
 		b.Fatalf("initFiles redeploy: %s", st.body)
 	}
 	return time.Since(start)
+}
+
+// stepRe matches the line each step logs when it ends, and the run's
+// closing line (start of validate to completion).
+var stepRe = regexp.MustCompile(`^(?:(\w+) completed in |deployment (completed): .*, )([0-9.]+[µnm]?s)$`)
+
+// stepTimes reads, from a deployment's log, how long each step took on
+// the server, and the whole run as "run".
+func stepTimes(b *testing.B, st response) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, msg := range logMessages(st) {
+		m := stepRe.FindStringSubmatch(msg)
+		if m == nil {
+			continue
+		}
+		d, err := time.ParseDuration(m[3])
+		if err != nil {
+			b.Fatalf("step time in %q: %v", msg, err)
+		}
+		name := m[1]
+		if m[2] != "" {
+			name = "run"
+		}
+		out[name] = d
+	}
+	if len(out) == 0 {
+		b.Fatalf("no step times in the deployment's log: %s", st.body)
+	}
+	return out
+}
+
+// logStepTimes prints every step's p50/p90 on one line: the benchmark
+// output keeps only a few lines per run.
+func logStepTimes(b *testing.B, steps map[string][]time.Duration) {
+	var line strings.Builder
+	for _, name := range []string{"validate", "sync", "sandbox", "build", "deploy", "cleanup", "run"} {
+		if d := steps[name]; len(d) > 0 {
+			fmt.Fprintf(&line, " %s %v/%v", name, percentile(d, 50), percentile(d, 90))
+		}
+	}
+	b.Logf("server steps, p50/p90:%s", line.String())
 }
 
 func percentile(d []time.Duration, p int) time.Duration {

@@ -26,11 +26,16 @@ type deployOptions struct {
 	noWait              bool
 }
 
-// DeployResult is what `deploy --json` prints.
+// DeployResult is what `deploy --json` prints. URL is what the deploy
+// printed the URL for: the stable alias's with --alias (it keeps serving
+// the newest deployment with that alias, which is what one shares, as
+// Netlify's --alias prints), else the deployment's own.
 type DeployResult struct {
 	DeploymentID  string `json:"deploymentId"`
 	Status        string `json:"status"`
 	URL           string `json:"url"`
+	DeploymentURL string `json:"deploymentUrl,omitempty"`
+	AliasURL      string `json:"aliasUrl,omitempty"`
 	Error         string `json:"error,omitempty"`
 	FilesUploaded int    `json:"filesUploaded"`
 	FilesPresent  int    `json:"filesPresent"`
@@ -73,15 +78,36 @@ func runDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	who := whoAmI(ctx, c)
 	files, err := listFolder(o.dir)
 	if err != nil {
 		return err
 	}
-	res, err := deployFiles(ctx, c, o, files)
+	me := <-who
+	if me.err != nil {
+		return clientFailure(me.err)
+	}
+	res, err := deployFiles(ctx, c, o, files, me.WhoAmI)
 	if err != nil {
 		return clientFailure(err)
 	}
 	return finish(stdout, o, res)
+}
+
+type whoAmIResult struct {
+	client.WhoAmI
+	err error
+}
+
+// whoAmI asks who the token is while the folder is walked and hashed: the
+// round trip then costs nothing.
+func whoAmI(ctx context.Context, c *client.Client) <-chan whoAmIResult {
+	ch := make(chan whoAmIResult, 1)
+	go func() {
+		me, err := c.WhoAmI(ctx)
+		ch <- whoAmIResult{me, err}
+	}()
+	return ch
 }
 
 // listFolder walks and hashes the folder, refusing early what the server
@@ -113,11 +139,7 @@ func listFolder(dir string) ([]client.LocalFile, error) {
 
 // deployFiles uploads what the server lacks, queues the deployment and,
 // unless told not to, follows it to its end.
-func deployFiles(ctx context.Context, c *client.Client, o *deployOptions, files []client.LocalFile) (*DeployResult, error) {
-	me, err := c.WhoAmI(ctx)
-	if err != nil {
-		return nil, err
-	}
+func deployFiles(ctx context.Context, c *client.Client, o *deployOptions, files []client.LocalFile, me client.WhoAmI) (*DeployResult, error) {
 	res := &DeployResult{}
 	if err := uploadMissing(ctx, c, files, uniqueHashes(files), res); err != nil {
 		return nil, err
@@ -140,7 +162,28 @@ func deployFiles(ctx context.Context, c *client.Client, o *deployOptions, files 
 	if o.noWait {
 		return res, nil
 	}
-	return res, follow(ctx, c, res)
+	if err := follow(ctx, c, res); err != nil {
+		return res, err
+	}
+	return res, aliasURL(ctx, c, o, res)
+}
+
+// aliasURL makes a completed alias deployment's URL its alias's, which
+// only the status names: one request more, after the end, and only with
+// --alias.
+func aliasURL(ctx context.Context, c *client.Client, o *deployOptions, res *DeployResult) error {
+	res.DeploymentURL = res.URL
+	if o.alias == "" || res.Status != "completed" {
+		return nil
+	}
+	st, err := c.Status(ctx, res.DeploymentID)
+	if err != nil {
+		return err
+	}
+	if st.AliasURL != "" {
+		res.AliasURL, res.URL = st.AliasURL, st.AliasURL
+	}
+	return nil
 }
 
 func deployRequest(o *deployOptions, me client.WhoAmI, files []client.LocalFile) client.DeployRequest {

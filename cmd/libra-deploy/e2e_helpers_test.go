@@ -35,7 +35,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "libra-deploy")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	var out []byte
+	if prebuilt := os.Getenv("LIBRA_E2E_BINARY"); prebuilt != "" {
+		// A binary built elsewhere (another commit, say), so a benchmark
+		// can compare two versions on the same machine in one session.
+		binary = prebuilt
+	} else {
+		out, err = exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build libra-deploy: %v\n%s", err, out)
 		os.Exit(1)

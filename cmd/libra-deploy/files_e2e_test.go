@@ -2,8 +2,10 @@ package main_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -174,5 +176,53 @@ func TestFilesUnusedUploadsAreCollected(t *testing.T) {
 	}
 	if got := s.missing(tok, sum([]byte(used)), sum([]byte(unused)), sum([]byte(young))); len(got) != 1 || got[0] != sum([]byte(unused)) {
 		t.Fatalf("after gc, missing %v; want only the collected upload", got)
+	}
+}
+
+// A static site deployed by digest is published by those digests, without
+// storing each file again, and with nothing else weakened: a .env file is
+// still left out, text still gets its compressed variants, a file whose
+// content came inline is still stored, and a site whose build changes the
+// files is never published by its inputs' digests (the frameworks tests).
+func TestFilesByDigestPublishedWithoutStoringAgain(t *testing.T) {
+	s := startServer(t, noLimit...)
+	tok := s.setup("acme", "alpha")
+	page := bytes.Repeat([]byte("<p>a page served as uploaded</p>\n"), 300)
+	script := bytes.Repeat([]byte("console.log('compress me');\n"), 200)
+	env := []byte("SECRET_TOKEN=do-not-publish\n")
+	for _, c := range [][]byte{page, script, env} {
+		wantCode(t, s.put(tok, c, ""), 201, "")
+	}
+	body := map[string]any{"projectId": "alpha", "orgId": "acme", "userId": "user-acme",
+		"initFiles": []map[string]any{{"path": "about.html", "content": "<h1>about</h1>"}},
+		"files": []map[string]any{
+			{"path": "index.html", "sha256": sum(page), "size": len(page)},
+			{"path": "js/app.js", "sha256": sum(script), "size": len(script)},
+			{"path": ".env", "sha256": sum(env), "size": len(env)},
+		}}
+	id := s.deployWait(tok, body, "completed")
+	logs := strings.Join(logMessages(s.waitFinal(id, time.Minute)), "\n")
+	if !strings.Contains(logs, "published 3 files") || !strings.Contains(logs, "2 of them by the digest they were uploaded with") {
+		t.Fatalf("want 3 files published, 2 by digest (index.html, js/app.js; not .env, not the inline about.html); log:\n%s", logs)
+	}
+	for path, want := range map[string][]byte{"/": page, "/js/app.js": script, "/about.html": []byte("<h1>about</h1>")} {
+		if p := s.page(id, path); p.status != 200 || !bytes.Equal(p.body, want) {
+			t.Fatalf("site %s: %d, %d bytes; want %d bytes", path, p.status, len(p.body), len(want))
+		}
+	}
+	if p := s.page(id, "/.env"); p.status != 404 || bytes.Contains(p.body, []byte("do-not-publish")) {
+		t.Fatalf("/.env: %d %q, want 404 without its content", p.status, p.body)
+	}
+	h, _ := s.siteHosts.Load(id)
+	gz := s.do("GET", "/js/app.js", nil, "Host", h.(string), "Accept-Encoding", "gzip")
+	if gz.header.Get("Content-Encoding") != "gzip" || len(gz.body) >= len(script) {
+		t.Fatalf("app.js with gzip: Content-Encoding %q, %d bytes of %d", gz.header.Get("Content-Encoding"), len(gz.body), len(script))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, script) {
+		t.Fatalf("app.js's gzip variant decodes to %d bytes (%v), want the %d uploaded", len(got), err, len(script))
 	}
 }
