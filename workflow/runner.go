@@ -86,6 +86,8 @@ type run struct {
 	plan    *build.Plan
 	sandbox libra.Sandbox
 	fullLog *fullLog
+	// restored: node_modules came from the org's build cache.
+	restored bool
 	// outDir is the directory that deploy publishes, relative to workDir,
 	// set by build.
 	outDir string
