@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/libra-deploy
 SCALAR := api/docs/scalar/standalone.js
 
-.PHONY: run build test docs bench fuzz clean cluster
+.PHONY: run build test docs bench bench-build fuzz clean cluster
 
 # The API reference page's script comes from the npm registry
 # (@scalar/api-reference) at build time; it is not committed.
@@ -31,6 +31,13 @@ test: docs
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/libra-deploy ./sitehost
 	$(GO) test -run '^$$' -bench . ./internal/http1
+
+# Issue 13's profile project (cmd/libra-deploy/testdata/aiapp) built raw and
+# through the service, cold and warm, side by side. Other package managers:
+# make bench-build BENCH_PM=npm,pnpm,bun
+BENCH_PM ?= npm
+bench-build: docs
+	LIBRA_BENCH_PM=$(BENCH_PM) $(GO) test -run '^$$' -bench 'BenchmarkBuildAIApp' -benchtime 1x -timeout 30m ./cmd/libra-deploy
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheckPath -fuzztime 30s .

@@ -1,12 +1,10 @@
 package build
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -18,9 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/libra-deploy/libra-deploy/internal/buildfile"
 	"github.com/libra-deploy/libra-deploy/internal/fsname"
-	"golang.org/x/sys/unix"
 )
 
 // Cache is the build cache on local disk, one directory per org:
@@ -225,21 +221,9 @@ func (c *Cache) RestoreNodeModules(orgID, key, projectDir string, uid, gid int) 
 	return true, nil
 }
 
-// freeze gives a saved file to the service and takes away every write bit.
-func freeze(p string) error {
-	if err := os.Lchown(p, os.Geteuid(), os.Getegid()); err != nil {
-		return err
-	}
-	info, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	return os.Chmod(p, info.Mode().Perm()&^0o222)
-}
-
 // handOver makes uid:gid the owner of every entry under root (uid < 0: the
 // owner is left alone, for a sandbox that hands the tree over itself) and
-// makes directories and files writable by their owner, undoing freeze.
+// makes directories and files writable by their owner.
 // Symbolic links are changed themselves, never followed.
 func handOver(root string, uid, gid int) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -392,87 +376,6 @@ func (c *Cache) evict(modules string) error {
 		}
 	}
 	return firstErr
-}
-
-// copyTree recreates the tree at src as dst: directories with their
-// permissions, symbolic links as links (never followed; .bin depends on
-// them), and regular files hard-linked when link is set, copied otherwise
-// or when linking fails. Sockets, pipes and devices are skipped: a package
-// has no business shipping one.
-//
-// src was written by a project's install scripts, whose processes may
-// still be changing it: the walk stays inside src (os.Root), and every file
-// is opened through buildfile and linked or copied from that descriptor,
-// so that what is saved is exactly the regular file that was checked.
-func copyTree(src, dst string, link bool) error {
-	root, err := os.OpenRoot(src)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	return fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, filepath.FromSlash(rel))
-		switch {
-		case d.IsDir():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			if err := os.Mkdir(target, 0o700); err != nil {
-				return err
-			}
-			return os.Chmod(target, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			to, err := root.Readlink(rel)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(to, target)
-		case d.Type().IsRegular():
-			return copyRegular(src, rel, target, link)
-		}
-		return nil
-	})
-}
-
-// copyRegular links or copies src/rel to target. A file that is no longer a
-// regular file (swapped since it was listed) is skipped.
-func copyRegular(src, rel, target string, link bool) error {
-	f, err := buildfile.Open(context.Background(), src, rel, -1)
-	if errors.Is(err, buildfile.ErrNotRegular) || errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// Linking the open descriptor (through /proc, which needs no
-	// capability) links the very inode checked above, never what the
-	// name points to now.
-	fdPath := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
-	if link && unix.Linkat(unix.AT_FDCWD, fdPath, unix.AT_FDCWD, target, unix.AT_SYMLINK_FOLLOW) == nil {
-		// The saved file is the project's file (one inode). Make it the
-		// service's and read-only, so that nothing the build runs
-		// afterwards, as the build uid, can write into the org's cache
-		// through it; it may still replace or delete its own name for it.
-		return freeze(target)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(f.Fd(), &st); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(st.Mode&0o777))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, f); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func isCrossDevice(err error) bool { return errors.Is(err, syscall.EXDEV) }

@@ -13,6 +13,9 @@ type manifest struct {
 	Deps, DevDeps, OptionalDeps map[string]string
 	// PackageManager is the corepack field, e.g. "pnpm@9.12.0".
 	PackageManager string
+	// InstallScripts: the project has a script of its own that an install
+	// runs (rootInstallScripts).
+	InstallScripts bool
 }
 
 // readManifest reads package.json. It returns nil, nil when the project has
@@ -33,6 +36,11 @@ func readManifest(dir string) (*manifest, error) {
 	switch scripts := doc["scripts"].(type) {
 	case nil:
 	case map[string]any:
+		for _, name := range rootInstallScripts {
+			if _, ok := scripts[name]; ok {
+				m.InstallScripts = true
+			}
+		}
 		if b, ok := scripts["build"]; ok {
 			s, isString := b.(string)
 			if !isString {

@@ -113,6 +113,10 @@ type Plan struct {
 	// CacheKey identifies the node_modules tree the install produces; see
 	// Cache. Empty when nothing is installed.
 	CacheKey string `json:"cacheKey,omitempty"`
+	// InstallScripts: package.json has a script that the install runs
+	// (postinstall, prepare, ...), which may write anywhere in the project:
+	// the install is never skipped (see InstallInputs).
+	InstallScripts bool `json:"installScripts,omitempty"`
 	// Warnings are things the user should fix or know; the build goes on.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -175,6 +179,7 @@ func Detect(dir string, opts Options) (*Plan, error) {
 // manager, commands.
 func planPackage(dir string, m *manifest, defaultPM string, plan *Plan) error {
 	plan.NeedsBuild = m.Build != ""
+	plan.InstallScripts = m.InstallScripts
 	lockfile, pm, warnings, err := findLockfile(dir)
 	if err != nil {
 		return err

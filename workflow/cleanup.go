@@ -47,7 +47,7 @@ func (ru *run) removeWorkDir() error {
 		return os.RemoveAll(ru.workDir) // renaming failed: remove in place
 	}
 	go func() {
-		if err := os.RemoveAll(trash); err != nil {
+		if err := os.RemoveAll(trash); err != nil && ru.r.Logger != nil {
 			ru.r.Logger.Warn("remove a finished working directory", "dir", trash, "err", err)
 		}
 	}()

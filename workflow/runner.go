@@ -97,6 +97,8 @@ type run struct {
 	// env is the project's build environment, read when the build starts.
 	env     map[string]string
 	fullLog *fullLog
+	// restored: node_modules came from the org's build cache.
+	restored bool
 	// outDir is the directory that deploy publishes, relative to workDir,
 	// set by build.
 	outDir string

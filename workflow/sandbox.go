@@ -64,6 +64,7 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 		case err != nil:
 			ru.logs.Add(libra.StepSandbox, "warn", "dependency cache not restored: "+userMessage(err, libra.StepSandbox))
 		case hit:
+			ru.restored = true
 			ru.logs.Add(libra.StepSandbox, "info", "node_modules restored from this org's build cache")
 			if plan.Lockfile == "" && plan.PackageManager == "npm" && restoreLockfile(ru.workDir) {
 				ru.logs.Add(libra.StepSandbox, "info", "package-lock.json from the cached install restored: the install resolves nothing again")
@@ -116,26 +117,32 @@ const maxLockfileBytes = 64 << 20
 // keepLockfile copies the lockfile the install wrote to where the cache
 // saves it with node_modules. The install ran the project's scripts, which
 // may have left a FIFO, a link or a huge file under that name: it is read
-// through buildfile, and written under a fresh name that cannot be a FIFO
-// or a link either.
+// through buildfile.
 func keepLockfile(ctx context.Context, workDir string) error {
 	b, err := buildfile.ReadFile(ctx, workDir, "package-lock.json", maxLockfileBytes)
 	if err != nil {
 		return err
 	}
+	return writeProjectFile(workDir, cachedLockfile, b)
+}
+
+// writeProjectFile writes data to rel in workDir, replacing what is there,
+// under a fresh name that cannot be a FIFO or a link, without following a
+// link at any component.
+func writeProjectFile(workDir, rel string, data []byte) error {
 	root, err := os.OpenRoot(workDir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if err := root.Remove(cachedLockfile); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("replace %s: %w", cachedLockfile, err)
+	if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace %s: %w", rel, err)
 	}
-	f, err := root.OpenFile(cachedLockfile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
 	}

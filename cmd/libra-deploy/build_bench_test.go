@@ -189,17 +189,26 @@ type rawRuns struct{ cold, warm, warmLocked rawTiming }
 // sandbox's environment.
 func rawBuild(b *testing.B, app []map[string]any, install []string, again bool) rawRuns {
 	b.Helper()
+	return rawBuildWith(b, app, rawOptions{install: install, build: []string{"npm", "run", "build"}, lockfile: "package-lock.json"}, again)
+}
+
+// rawOptions are the commands of a raw build and what they need.
+type rawOptions struct {
+	install, build []string
+	// env, when set, adds the package manager's cache settings for the
+	// (empty) cache directory it is given.
+	env func(cache string) map[string]string
+	// lockfile is what the install writes in a project without one.
+	lockfile string
+}
+
+// rawBuildWith is rawBuild with the commands, cache settings and lockfile
+// name of any package manager.
+func rawBuildWith(b *testing.B, app []map[string]any, o rawOptions, again bool) rawRuns {
+	b.Helper()
 	dir := b.TempDir()
 	project := filepath.Join(dir, "project")
-	for _, f := range app {
-		p := filepath.Join(project, filepath.FromSlash(f["path"].(string)))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(f["content"].(string)), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	writeApp(b, project, app)
 	for _, d := range []string{"home", "cache", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			b.Fatal(err)
@@ -215,6 +224,11 @@ func rawBuild(b *testing.B, app []map[string]any, install []string, again bool) 
 		"npm_config_update_notifier=false",
 		"NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
 	}
+	if o.env != nil {
+		for k, v := range o.env(filepath.Join(dir, "cache")) {
+			env = append(env, k+"="+v)
+		}
+	}
 	run := func(args ...string) time.Duration {
 		start := time.Now()
 		cmd := exec.Command(args[0], args[1:]...)
@@ -226,8 +240,8 @@ func rawBuild(b *testing.B, app []map[string]any, install []string, again bool) 
 	}
 	once := func() rawTiming {
 		var t rawTiming
-		t.install = run(install...)
-		t.build = run("npm", "run", "build")
+		t.install = run(o.install...)
+		t.build = run(o.build...)
 		t.total = t.install + t.build
 		if _, err := os.Stat(filepath.Join(project, "dist", "index.html")); err != nil {
 			b.Fatalf("raw build wrote no dist/index.html: %v", err)
@@ -237,15 +251,33 @@ func rawBuild(b *testing.B, app []map[string]any, install []string, again bool) 
 	var r rawRuns
 	r.cold = once()
 	if again {
-		lock := filepath.Join(project, "package-lock.json")
+		lock := filepath.Join(project, o.lockfile)
+		saved, err := os.ReadFile(lock)
+		if err != nil {
+			b.Fatalf("the cold install wrote no %s: %v", o.lockfile, err)
+		}
 		if err := os.Remove(lock); err != nil {
-			b.Fatalf("the cold install wrote no package-lock.json: %v", err)
+			b.Fatal(err)
 		}
 		r.warm = once()
-		if _, err := os.Stat(lock); err != nil {
+		if err := os.WriteFile(lock, saved, 0o644); err != nil {
 			b.Fatal(err)
 		}
 		r.warmLocked = once()
 	}
 	return r
+}
+
+// writeApp writes initFiles-style files below dir.
+func writeApp(b *testing.B, dir string, app []map[string]any) {
+	b.Helper()
+	for _, f := range app {
+		p := filepath.Join(dir, filepath.FromSlash(f["path"].(string)))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f["content"].(string)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

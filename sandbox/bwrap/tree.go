@@ -138,7 +138,11 @@ func readDirNames(dirfd int) ([]string, error) {
 }
 
 // chownTree gives the directory at path and everything below it to uid:gid,
-// symlinks included (their own ownership, not their targets').
+// symlinks included (their own ownership, not their targets'). Entries the
+// walk's stat shows already owned by uid:gid are left alone: giving a
+// project back after a build whose node_modules went into the org cache
+// (which makes every saved file the service's) then costs a stat per file,
+// not a chown.
 func chownTree(path string, uid, gid int) error {
 	root, err := openTreeRoot(path)
 	if err != nil {
@@ -148,7 +152,10 @@ func chownTree(path string, uid, gid int) error {
 	if err := unix.Fchown(root, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", path, err)
 	}
-	err = walkTree(root, func(dirfd int, name, rel string, _ *unix.Stat_t) error {
+	err = walkTree(root, func(dirfd int, name, rel string, st *unix.Stat_t) error {
+		if int(st.Uid) == uid && int(st.Gid) == gid {
+			return nil
+		}
 		err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("chown %q: %w", rel, err)
