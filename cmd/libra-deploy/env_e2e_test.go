@@ -177,7 +177,13 @@ func checkBuildLogs(t *testing.T, c envClient, id string, st response) {
 	if full.status != 200 {
 		t.Fatalf("deploy-log: %d %s", full.status, full.body)
 	}
-	for name, text := range map[string]string{"deploy-status": string(st.body), "deploy-log": string(full.body)} {
+	// The event stream replays the finished deployment in full and ends.
+	events := c.do("GET", "/deployments/"+id+"/events", nil)
+	if events.status != 200 {
+		t.Fatalf("events: %d %s", events.status, events.body)
+	}
+	for name, text := range map[string]string{"deploy-status": string(st.body), "deploy-log": string(full.body),
+		"events": string(events.body)} {
 		for _, want := range []string{"greeting=hello-plain-value", "leak=[REDACTED]", "install sees [REDACTED]", "platform=none"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s lacks %q:\n%s", name, want, tail(text, 3000))
