@@ -255,15 +255,21 @@ func (n notified) Scan(dest ...any) error {
 	return n.row.Scan(append(dest, &discard)...)
 }
 
+// insertEvents is one INSERT of arrays, not COPY: a node stopped mid-COPY
+// (SIGSTOP, a frozen VM) keeps its session "active", holding the
+// deployment's row lock past idle_in_transaction_session_timeout, and the
+// other nodes' reaper would wait on that lock for ever. Stopped between
+// statements, the session is idle in its transaction and PostgreSQL ends it.
 func insertEvents(ctx context.Context, tx pgx.Tx, id string, events []storesql.EventRow) error {
 	if len(events) == 0 {
 		return nil
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"deployment_events"}, []string{"deployment_id", "seq", "type", "data"},
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			e := events[i]
-			return []any{id, e.Seq, e.Type, e.Data}, nil
-		}))
+	seqs, types, data := make([]int64, len(events)), make([]string, len(events)), make([]string, len(events))
+	for i, e := range events {
+		seqs[i], types[i], data[i] = e.Seq, e.Type, string(e.Data)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO deployment_events (deployment_id, seq, type, data)
+		SELECT $1, s, t, d FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e(s, t, d)`, id, seqs, types, data)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
 	}
@@ -439,18 +445,21 @@ func logEvents(ctx context.Context, tx pgx.Tx, id string, entries []libra.LogEnt
 	return storesql.LogEvents(last-int64(len(entries)), entries)
 }
 
-// appendLogs uses COPY: one round trip for any number of lines, where
-// SQLite's store builds multi-row INSERTs. Lines keep their order, since
-// COPY assigns the identity column row by row.
+// appendLogs inserts any number of lines in one statement, in their order
+// (WITH ORDINALITY ... ORDER BY: the identity column follows it). Not COPY,
+// for the reason insertEvents gives.
 func appendLogs(ctx context.Context, tx pgx.Tx, id string, entries []libra.LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"deployment_logs"}, []string{"deployment_id", "ts", "step", "level", "message"},
-		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
-			e := entries[i]
-			return []any{id, storesql.Micros(e.Time), string(e.Step), e.Level, e.Message}, nil
-		}))
+	n := len(entries)
+	ts, steps, levels, msgs := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, e := range entries {
+		ts[i], steps[i], levels[i], msgs[i] = storesql.Micros(e.Time), string(e.Step), e.Level, e.Message
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO deployment_logs (deployment_id, ts, step, level, message)
+		SELECT $1, t, s, l, m FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS e(t, s, l, m, n)
+		ORDER BY n`, id, ts, steps, levels, msgs)
 	if err != nil {
 		return fmt.Errorf("insert logs: %w", err)
 	}
