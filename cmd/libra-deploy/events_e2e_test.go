@@ -342,8 +342,11 @@ func TestEventsFailedDeployment(t *testing.T) {
 // 429 and a closed one frees its place. Shutting the server down ends
 // every stream at once, though the build they follow still runs.
 func TestEventsStreamCapAndShutdown(t *testing.T) {
-	// The token's rate limit must not be what refuses the retries below.
-	s := startServer(t, "SHUTDOWN_GRACE=20s", "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000")
+	// The token's rate limit must not be what refuses the retries below. A
+	// short grace: the streams must end at once, while the build still runs,
+	// and the server then stops its build well before the harness's own
+	// stop deadline (a longer grace once left the build's cgroup busy).
+	s := startServer(t, "SHUTDOWN_GRACE=2s", "RATE_LIMIT_RPS=1000000", "RATE_LIMIT_BURST=1000000")
 	tok := s.setup("acme", "app")
 	id := deployFiles(s, tok, "acme", "app", slowBuild(60_000, "slow")).str("deploymentId")
 	streams := openStreams(t, s, tok, id, 20)
