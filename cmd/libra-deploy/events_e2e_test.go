@@ -380,6 +380,11 @@ func TestEventsStreamCapAndShutdown(t *testing.T) {
 	if took > 5*time.Second {
 		t.Fatalf("streams ended %s after SIGTERM; the shutdown must end them at once", took)
 	}
+	// Let the server end its build and exit: killed mid-shutdown, it would
+	// leave the build's processes in their cgroup.
+	if err := s.stop(30 * time.Second); err != nil {
+		t.Logf("stop after SIGTERM: %v", err)
+	}
 }
 
 // Deployments accepted before events were stored (migration 0007) replay a
