@@ -163,7 +163,7 @@ func loadConfig() *config {
 
 		Webhooks: loadWebhookConfig(),
 
-		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 2048),
+		SandboxMemoryMB:   envInt("SANDBOX_MEMORY_MB", 4096),
 		SandboxPids:       envInt("SANDBOX_PIDS_LIMIT", 512),
 		SandboxDiskMB:     envInt("SANDBOX_DISK_MB", 2048),
 		SandboxCPUSeconds: envInt("SANDBOX_CPU_SECONDS", 900),
