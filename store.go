@@ -77,6 +77,8 @@ type Store interface {
 	UploadStore
 	// Webhook endpoints and deliveries (webhooks.go).
 	WebhookStore
+	// What each build was made from, to reuse its output (buildreuse.go).
+	BuildReuseStore
 }
 
 // Clock returns the current time; tests and benchmarks do not replace it, but

@@ -28,11 +28,10 @@ func (ru *run) build(ctx context.Context) error {
 		ru.logs.Add(libra.StepBuild, "info", "static site: publishing the files as they are")
 		return ru.prepareWorker(ctx)
 	}
-	env, err := ru.loadEnv(ctx)
-	if err != nil {
-		return err
+	if ru.reused != nil {
+		ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("build skipped: deployment %s built these same inputs; its %d files are published", ru.reused.from, len(ru.reused.m.Files)))
+		return nil
 	}
-	ru.env = env
 	if ru.installDone(ctx) {
 		ru.logs.Add(libra.StepBuild, "info", "install skipped: the node_modules restored from this org's build cache was installed from this same package.json, lockfile and package-manager configuration")
 	} else if err := ru.exec(ctx, "install", ru.plan.InstallCommand, true, ru.r.InstallTimeout); err != nil {

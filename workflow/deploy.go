@@ -22,6 +22,13 @@ import (
 // only: the build was untrusted, and a symlink in its output could point
 // anywhere on the host.
 func (ru *run) deploy(ctx context.Context) error {
+	if ru.reused != nil {
+		for _, f := range ru.reused.m.Files {
+			ru.files++
+			ru.bytes += f.Size
+		}
+		return ru.publish(ctx, ru.reused.m, ru.reused.manifest)
+	}
 	m := libra.Manifest{Files: map[string]libra.ManifestFile{}}
 	limit := ru.r.MaxOutputBytes
 	if limit <= 0 {
@@ -87,9 +94,19 @@ func (ru *run) deploy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
+	if n, gz, br := comp.stats(); n > 0 {
+		ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("compressed %d files: %d bytes gzip, %d bytes brotli", n, gz, br))
+	}
+	return ru.publish(ctx, &m, digest)
+}
+
+// publish makes the stored manifest the deployment's: on the deploy target
+// when there is one, then in the store, which moves the project's alias.
+func (ru *run) publish(ctx context.Context, m *libra.Manifest, digest string) error {
 	url := ru.r.SiteURL(ru.d.SiteLabel)
 	if ru.r.Target != nil {
-		if url, err = ru.publishToTarget(ctx, &m); err != nil {
+		var err error
+		if url, err = ru.publishToTarget(ctx, m); err != nil {
 			return err
 		}
 	}
@@ -100,9 +117,6 @@ func (ru *run) deploy(ctx context.Context) error {
 	ru.d.URL = url
 	if ru.r.Published != nil {
 		ru.r.Published(ru.d.ProjectID)
-	}
-	if n, gz, br := comp.stats(); n > 0 {
-		ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("compressed %d files: %d bytes gzip, %d bytes brotli", n, gz, br))
 	}
 	ru.logs.Add(libra.StepDeploy, "info", fmt.Sprintf("published %d files (%d bytes) at %s; %d of them by the digest they were uploaded with, not stored again",
 		ru.files, ru.bytes, url, ru.byDigest))

@@ -15,7 +15,7 @@ type EnvOpener interface {
 }
 
 // loadEnv reads the project's build environment as it is when this
-// attempt's build starts, opens its secrets and has every log line redact
+// attempt's sandbox step plans the build, opens its secrets and has every log line redact
 // them from then on. The variables go only into the sandbox's commands
 // (libra.Command.Env), never into this process's environment.
 func (ru *run) loadEnv(ctx context.Context) (map[string]string, error) {
@@ -35,7 +35,7 @@ func (ru *run) loadEnv(ctx context.Context) (map[string]string, error) {
 		env[v.Key] = value
 	}
 	if len(vars) > 0 {
-		ru.logs.Add(libra.StepBuild, "info", fmt.Sprintf("environment: %s", envSummary(vars)))
+		ru.logs.Add(libra.StepSandbox, "info", fmt.Sprintf("environment: %s", envSummary(vars)))
 	}
 	return env, nil
 }

@@ -74,6 +74,9 @@ type Runner struct {
 	// that step's error. Tests use it to slow a step or inject a fault; the
 	// steps themselves do not know it exists.
 	BeforeStep func(ctx context.Context, d *libra.Deployment, step libra.Step) error
+	// ReuseBuilds publishes the output of an earlier build of the same
+	// inputs instead of building again (buildreuse.go).
+	ReuseBuilds bool
 	// Target, when set, is where deployments are published (a Cloudflare
 	// account); nil serves them from this service's own site host.
 	Target libra.DeployTarget
@@ -94,8 +97,12 @@ type run struct {
 	workDir string
 	plan    *build.Plan
 	sandbox libra.Sandbox
-	// env is the project's build environment, read when the build starts.
-	env     map[string]string
+	// env is the project's build environment, read when the sandbox step
+	// plans a build.
+	env map[string]string
+	// reused is set by the sandbox step when an earlier build of the same
+	// inputs is published instead of building (buildreuse.go).
+	reused  *reusedBuild
 	fullLog *fullLog
 	// restored: node_modules came from the org's build cache.
 	restored bool

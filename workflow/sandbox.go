@@ -43,6 +43,9 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 	}
 	ru.logs.Add(libra.StepSandbox, "info", fmt.Sprintf("%s project, %s%s; output %s",
 		plan.Framework, plan.PackageManager, lockfileNote(plan.Lockfile), output))
+	if reused, err := ru.reuseBuild(ctx); reused || err != nil {
+		return err
+	}
 	if ru.r.Sandboxes == nil {
 		return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
 			"this project has a build script, but this service has no build sandbox configured"))

@@ -37,6 +37,9 @@ type config struct {
 	// FastPath serves plain GETs of sites on a loop of its own rather than
 	// through net/http (internal/http1).
 	FastPath bool
+	// ReuseBuilds publishes an earlier build's output for a deployment with
+	// the same inputs (BUILD_REUSE, on by default; workflow/buildreuse.go).
+	ReuseBuilds bool
 	// MaxHeaderBytes bounds a request's head on every listener (net/http
 	// and the fast loop); a larger one is answered 431.
 	MaxHeaderBytes int
@@ -153,6 +156,7 @@ func loadConfig() *config {
 		RateBurst:       envInt("RATE_LIMIT_BURST", 50),
 		MetricsAddr:     env("METRICS_ADDR", ""),
 		FastPath:        !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("SITE_FAST_PATH", "on"))),
+		ReuseBuilds:     !slices.Contains([]string{"off", "false", "0"}, strings.ToLower(env("BUILD_REUSE", "on"))),
 		TestHooks:       env("LIBRA_TEST_HOOKS", ""),
 		MaxHeaderBytes:  envInt("MAX_HEADER_BYTES", defaultMaxHeaderBytes),
 
@@ -174,7 +178,7 @@ func loadConfig() *config {
 		SandboxProxyConns: envInt("SANDBOX_PROXY_MAX_CONNS", 64),
 		InstallTimeout:    time.Duration(envInt("BUILD_INSTALL_TIMEOUT_MS", 300000)) * time.Millisecond,
 		BuildTimeout:      time.Duration(envInt("BUILD_TIMEOUT_MS", 300000)) * time.Millisecond,
-		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", "npm"),
+		DefaultPackageMgr: env("BUILD_DEFAULT_PACKAGE_MANAGER", ""), // "": defaultPackageManager decides
 		OutputLimitMB:     envInt("OUTPUT_LIMIT_MB", 1024),
 		BuildLogLimitMB:   envInt("BUILD_LOG_LIMIT_MB", 10),
 	}

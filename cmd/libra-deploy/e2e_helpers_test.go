@@ -132,6 +132,11 @@ func newServer(t testing.TB, env ...string) *server {
 		// Cluster mode requires the key; nodes of one test share it.
 		s.base = append(s.base, "LIBRA_SECRET_KEY="+testSecretKey)
 	}
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "BUILD_DEFAULT_PACKAGE_MANAGER=") }) {
+		// The tests' logs and timings assume npm, whatever this host has
+		// installed; TestDefaultPackageManager tests the default itself.
+		s.base = append(s.base, "BUILD_DEFAULT_PACKAGE_MANAGER=npm")
+	}
 	t.Cleanup(func() {
 		s.kill()
 		// A killed server cannot remove its cgroups or its sandbox root.

@@ -372,8 +372,11 @@ func TestMetricsBuildCacheHitAndMiss(t *testing.T) {
 	app := files(
 		"package.json", `{"name": "app", "private": true, "version": "1.0.0", "dependencies": {"ms": "2.1.3"}, "scripts": {"build": "node build.js"}}`,
 		"build.js", `const fs = require("fs"); fs.mkdirSync("dist"); fs.writeFileSync("dist/index.html", require("ms")(60000) + "");`)
-	for i := range 2 {
-		if st := deployAndWait(t, s, tok, "acme", "cached", app, 3*time.Minute); st.str("status") != "completed" {
+	// The second has a file of its own, so it builds (restoring
+	// node_modules) instead of reusing the first's output; the third is
+	// the second again, and publishes the second's build.
+	for i, f := range [][]map[string]any{app, append(app, files("notes.txt", "2")...), append(app, files("notes.txt", "2")...)} {
+		if st := deployAndWait(t, s, tok, "acme", "cached", f, 3*time.Minute); st.str("status") != "completed" {
 			t.Fatalf("deployment %d: %s", i+1, st.body)
 		}
 	}
@@ -385,7 +388,8 @@ func TestMetricsBuildCacheHitAndMiss(t *testing.T) {
 	}{
 		{"libra_build_cache_lookups_total", []string{"result", "miss"}, 1},
 		{"libra_build_cache_lookups_total", []string{"result", "hit"}, 1},
-		{"libra_deployment_step_duration_seconds", []string{"step", "build", "outcome", "ok"}, 2},
+		{"libra_deployment_step_duration_seconds", []string{"step", "build", "outcome", "ok"}, 3},
+		{"libra_builds_reused_total", nil, 1},
 	} {
 		if got, ok := metricValue(families, c.name, c.labels...); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)

@@ -46,7 +46,10 @@ fs.writeFileSync("dist/index.html", "ms(60000)=" + ms(60000) + " generated=" + g
 		{"with a postinstall, unchanged", app("1.0.1", postinstall), false, "generated=by-postinstall"},
 	}
 	for i, step := range steps {
-		st := deployAndWait(t, s, tok, "acme", "warm", step.files, 3*time.Minute)
+		// A file no install reads, different each time: an unchanged
+		// project would publish the previous build (buildreuse_e2e_test.go).
+		f := append(step.files, files("notes.txt", step.name)...)
+		st := deployAndWait(t, s, tok, "acme", "warm", f, 3*time.Minute)
 		requireCompleted(t, st)
 		logs := strings.Join(logMessages(st), "\n")
 		if i > 0 && !hasLog(st, "node_modules restored from this org's build cache") {

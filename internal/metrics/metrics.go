@@ -43,10 +43,14 @@ var (
 		Name: "libra_build_cache_lookups_total",
 		Help: "Build cache (node_modules) lookups, by result: hit or miss.",
 	}, []string{"result"})
+	buildsReused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "libra_builds_reused_total",
+		Help: "Deployments that published an earlier build of the same inputs instead of building (BUILD_REUSE).",
+	})
 )
 
 func init() {
-	Registry.MustRegister(accepted, finished, stepDuration, pickupLatency, buildCache,
+	Registry.MustRegister(accepted, finished, stepDuration, pickupLatency, buildCache, buildsReused,
 		siteRequests, siteBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -82,6 +86,9 @@ func StepDone(step string, d time.Duration, failed bool) {
 
 // PickedUp records the wait between acceptance and the first attempt.
 func PickedUp(wait time.Duration) { pickupLatency.Observe(max(wait, 0).Seconds()) }
+
+// BuildReused counts one deployment that published an earlier build.
+func BuildReused() { buildsReused.Inc() }
 
 // BuildCacheLookup counts one node_modules cache lookup.
 func BuildCacheLookup(hit bool) {

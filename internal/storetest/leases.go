@@ -99,6 +99,7 @@ func checkFenced(t *testing.T, s libra.Store, oldCtx context.Context, d *libra.D
 		"AppendLogs":       s.AppendLogs(oldCtx, d.ID, []libra.LogEntry{{Time: libra.Now(), Step: libra.StepBuild, Level: "info", Message: "late"}}),
 		"Publish":          s.Publish(oldCtx, d.ID, "sha256:stale", "http://stale/"),
 		"RefundQuota":      s.RefundQuota(oldCtx, d.ID),
+		"SetBuildKey":      s.SetBuildKey(oldCtx, d.ID, "stale-key"),
 	}
 	for name, err := range writes {
 		if !errors.Is(err, libra.ErrLeaseLost) {

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"WebhookAttempts", testWebhookAttempts},
 		{"WebhookCancelAnnounced", testWebhookCancelAnnounced},
 		{"CancelledRetention", testCancelledRetention},
+		{"BuildReuse", testBuildReuse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })

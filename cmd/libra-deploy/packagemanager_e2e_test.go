@@ -1,0 +1,48 @@
+package main_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDefaultPackageManager: with BUILD_DEFAULT_PACKAGE_MANAGER unset, a
+// project without a lockfile installs with bun where the sandbox can run
+// it (.ci/run installs it) and with npm where it cannot, and either way
+// installs its dependencies (one with a peer-dependency conflict that
+// npm refuses without --legacy-peer-deps) and builds.
+func TestDefaultPackageManager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs from the npm registry")
+	}
+	t.Parallel()
+	want := "npm"
+	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		if exec.Command(dir+"/bun", "--version").Run() == nil {
+			want = "bun"
+			break
+		}
+	}
+	s := startServer(t, "BUILD_DEFAULT_PACKAGE_MANAGER=")
+	tok := s.setup("acme", "pm")
+	app := files(
+		"package.json", `{"name": "pm", "private": true, "scripts": {"build": "node build.js"},
+  "dependencies": {"ms": "2.1.3", "react": "19.0.0", "react-day-picker": "8.10.1"}}`,
+		"build.js", `const fs = require("fs");
+fs.mkdirSync("dist", {recursive: true});
+fs.writeFileSync("dist/index.html", "ms=" + require("ms")(60000) + " picker=" + require("react-day-picker/package.json").version);
+`)
+	st := deployAndWait(t, s, tok, "acme", "pm", app, 3*time.Minute)
+	requireCompleted(t, st)
+	if !hasLog(st, "install: "+want+" install") || !hasLog(st, ", "+want+" (no lockfile)") {
+		t.Fatalf("want the install to use %s:\n%s", want, strings.Join(logMessages(st), "\n"))
+	}
+	r := s.do("GET", "/", nil, "Host", s.siteHost(st.str("deploymentId")))
+	if r.status != 200 || string(r.body) != "ms=1m picker=8.10.1" {
+		t.Fatalf("site: %d %q", r.status, r.body)
+	}
+	if !strings.Contains(s.logs.String(), "projects without a lockfile install with "+want) {
+		t.Errorf("the server did not say which package manager it chose:\n%s", tail(s.logs.String(), 3000))
+	}
+}

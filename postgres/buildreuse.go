@@ -1,0 +1,38 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	libra "github.com/libra-deploy/libra-deploy"
+	"github.com/libra-deploy/libra-deploy/internal/storesql"
+)
+
+// SetBuildKey records the digest of the deployment's build inputs.
+func (db *DB) SetBuildKey(ctx context.Context, id, key string) error {
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := guard(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, pg(storesql.SetBuildKey), key, id); err != nil {
+			return fmt.Errorf("set build key: %w", err)
+		}
+		return nil
+	})
+}
+
+// BuiltOutput returns the newest completed deployment of the project built
+// from key, other than exclude.
+func (db *DB) BuiltOutput(ctx context.Context, projectID, key, exclude string) (string, string, error) {
+	var id, manifest string
+	err := db.Pool.QueryRow(ctx, pg(storesql.BuiltOutput), projectID, key, exclude).Scan(&id, &manifest)
+	if noRows(err) {
+		return "", "", fmt.Errorf("build output of project %s: %w", projectID, libra.ErrNotFound)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("select build output: %w", err)
+	}
+	return id, manifest, nil
+}
