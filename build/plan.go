@@ -244,10 +244,15 @@ func installCommand(pm, lockfile string, frozen, berry bool) []string {
 	hasLock := lockfile != ""
 	switch pm {
 	case "pnpm":
+		// pnpm 11 and later fail the install when a dependency has a
+		// build script nobody approved (strictDepBuilds); such scripts are
+		// skipped either way, as npm 11 and bun skip them, so only the
+		// failure is switched off. Older pnpm ignores the setting.
+		mode := "--no-frozen-lockfile"
 		if hasLock && frozen {
-			return []string{"pnpm", "install", "--frozen-lockfile"}
+			mode = "--frozen-lockfile"
 		}
-		return []string{"pnpm", "install", "--no-frozen-lockfile"}
+		return []string{"pnpm", "install", mode, "--config.strict-dep-builds=false"}
 	case "yarn":
 		switch {
 		case berry && hasLock && frozen:

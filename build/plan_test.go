@@ -202,7 +202,7 @@ func TestDetect(t *testing.T) {
 			},
 			needsBuild: true, pm: "pnpm", lockfile: "pnpm-lock.yaml", framework: FrameworkViteVue, outputDir: "dist",
 			spa: true, spaRule: SPARuleFramework, noWarnings: true,
-			install: []string{"pnpm", "install", "--frozen-lockfile"}, build: []string{"pnpm", "run", "build"},
+			install: []string{"pnpm", "install", "--frozen-lockfile", "--config.strict-dep-builds=false"}, build: []string{"pnpm", "run", "build"},
 		},
 		{
 			name: "pnpm lockfile that lags package.json is not followed frozen",
@@ -212,7 +212,7 @@ func TestDetect(t *testing.T) {
 			},
 			needsBuild: true, pm: "pnpm", lockfile: "pnpm-lock.yaml", framework: FrameworkViteVue, outputDir: "dist",
 			spa: true, spaRule: SPARuleFramework, warnings: []string{"pnpm-lock.yaml does not match package.json"},
-			install: []string{"pnpm", "install", "--no-frozen-lockfile"}, build: []string{"pnpm", "run", "build"},
+			install: []string{"pnpm", "install", "--no-frozen-lockfile", "--config.strict-dep-builds=false"}, build: []string{"pnpm", "run", "build"},
 		},
 		{
 			name: "pnpm lockfile v5 in sync, vite + svelte",
@@ -222,7 +222,7 @@ func TestDetect(t *testing.T) {
 			},
 			needsBuild: true, pm: "pnpm", lockfile: "pnpm-lock.yaml", framework: FrameworkViteSvelte, outputDir: "dist",
 			spa: true, spaRule: SPARuleFramework, noWarnings: true,
-			install: []string{"pnpm", "install", "--frozen-lockfile"}, build: []string{"pnpm", "run", "build"},
+			install: []string{"pnpm", "install", "--frozen-lockfile", "--config.strict-dep-builds=false"}, build: []string{"pnpm", "run", "build"},
 		},
 		{
 			name: "packageManager field decides when there is no lockfile",
@@ -230,7 +230,7 @@ func TestDetect(t *testing.T) {
 				"package.json": `{"packageManager":"pnpm@9.15.0+sha512.abc","scripts":{"build":"vite build"},"devDependencies":{"vite":"^7.0.0"}}`,
 			},
 			needsBuild: true, pm: "pnpm", framework: FrameworkVite, outputDir: "dist", spaRule: SPARuleNone,
-			install: []string{"pnpm", "install", "--no-frozen-lockfile"}, build: []string{"pnpm", "run", "build"},
+			install: []string{"pnpm", "install", "--no-frozen-lockfile", "--config.strict-dep-builds=false"}, build: []string{"pnpm", "run", "build"},
 		},
 		{
 			name: "yarn 1 lockfile in sync, plain vite",

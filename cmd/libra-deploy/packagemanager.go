@@ -4,13 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
-
-// sandboxPath is the PATH of commands in the local sandbox
-// (sandbox/bwrap), which runs the host's own programs.
-const sandboxPath = "/usr/local/bin:/usr/bin:/bin"
 
 // defaultPackageManager is what a project with neither a lockfile nor a
 // "packageManager" field installs with: BUILD_DEFAULT_PACKAGE_MANAGER when
@@ -32,16 +29,20 @@ func defaultPackageManager(ctx context.Context, c *config, logger *slog.Logger) 
 	return pm
 }
 
-// runsInSandbox reports whether name, looked up on the sandbox's PATH,
-// answers --version.
+// runsInSandbox reports whether the local sandbox can run name: found on
+// the PATH, really under /usr but not /usr/local (the sandbox binds /usr
+// read-only and hides /usr/local), and answering --version.
 func runsInSandbox(ctx context.Context, name string) bool {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil || !strings.HasPrefix(real, "/usr/") || strings.HasPrefix(real, "/usr/local/") {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, dir := range strings.Split(sandboxPath, ":") {
-		out, err := exec.CommandContext(ctx, dir+"/"+name, "--version").Output()
-		if err == nil && len(strings.TrimSpace(string(out))) > 0 {
-			return true
-		}
-	}
-	return false
+	out, err := exec.CommandContext(ctx, real, "--version").Output()
+	return err == nil && len(strings.TrimSpace(string(out))) > 0
 }

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +17,8 @@ func TestDefaultPackageManager(t *testing.T) {
 	}
 	t.Parallel()
 	want := "npm"
-	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
-		if exec.Command(dir+"/bun", "--version").Run() == nil {
-			want = "bun"
-			break
-		}
+	if _, visible := sandboxSees("bun"); visible {
+		want = "bun"
 	}
 	s := startServer(t, "BUILD_DEFAULT_PACKAGE_MANAGER=")
 	tok := s.setup("acme", "pm")
