@@ -8,7 +8,7 @@ import (
 
 // TestDefaultPackageManager: with BUILD_DEFAULT_PACKAGE_MANAGER unset, a
 // project without a lockfile installs with bun where the sandbox can run
-// it (.ci/run installs it) and with npm where it cannot, and either way
+// it (.ci/run installs it), else with pnpm, else with npm, and either way
 // installs its dependencies (one with a peer-dependency conflict that
 // npm refuses without --legacy-peer-deps) and builds.
 func TestDefaultPackageManager(t *testing.T) {
@@ -17,8 +17,11 @@ func TestDefaultPackageManager(t *testing.T) {
 	}
 	t.Parallel()
 	want := "npm"
-	if _, visible := sandboxSees("bun"); visible {
-		want = "bun"
+	for _, pm := range []string{"bun", "pnpm"} {
+		if _, visible := sandboxSees(pm); visible {
+			want = pm
+			break
+		}
 	}
 	s := startServer(t, "BUILD_DEFAULT_PACKAGE_MANAGER=")
 	tok := s.setup("acme", "pm")
