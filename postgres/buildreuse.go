@@ -12,15 +12,7 @@ import (
 
 // SetBuildKey records the digest of the deployment's build inputs.
 func (db *DB) SetBuildKey(ctx context.Context, id, key string) error {
-	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if err := guard(ctx, tx, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, pg(storesql.SetBuildKey), key, id); err != nil {
-			return fmt.Errorf("set build key: %w", err)
-		}
-		return nil
-	})
+	return db.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error { return storesql.SetBuildKey(ctx, leaseTx{tx: tx}, id, key) })
 }
 
 // BuiltOutput returns the newest completed deployment of the project built

@@ -12,18 +12,7 @@ import (
 
 // SetBuildKey records the digest of the deployment's build inputs.
 func (db *DB) SetBuildKey(ctx context.Context, id, key string) error {
-	tx, err := db.Writer.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := guard(ctx, tx, id); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, storesql.SetBuildKey, key, id); err != nil {
-		return fmt.Errorf("set build key: %w", err)
-	}
-	return tx.Commit()
+	return db.inTx(ctx, func(tx leaseTx) error { return storesql.SetBuildKey(ctx, tx, id, key) })
 }
 
 // BuiltOutput returns the newest completed deployment of the project built

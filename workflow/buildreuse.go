@@ -21,11 +21,11 @@ import (
 // completed deployment's build of the same project read publishes that
 // deployment's output (its manifest) and runs no install, no build and no
 // sandbox. The build step runs without network on nothing but these
-// inputs, and a project without a lockfile installs from the lockfile
-// cached with its node_modules anyway (see installDone), so building again
-// would only spend half a minute to produce the same site. A client that
-// wants a fresh build changes an input; an operator turns reuse off with
-// BUILD_REUSE=off.
+// inputs, so building again could differ only by what the install
+// resolves anew for a project without a lockfile (npm's is restored with
+// the cached node_modules; see saveNodeModules), at the price of half a
+// minute. A client that wants a fresh build changes an input; an operator
+// turns reuse off with BUILD_REUSE=off.
 
 // buildKeyVersion changes whenever what the key covers changes, so keys of
 // an older scheme never match.

@@ -56,26 +56,7 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 		return libra.Permanent(libra.Errorf(libra.CodeBuildFailed,
 			"this project needs a build, but the %s build sandbox does not work on this host: %v", ru.r.Sandboxes.Name(), err))
 	}
-	if ru.r.BuildCache != nil && plan.CacheKey != "" {
-		// Ownership is handed to the build uid by the sandbox, which
-		// chowns the whole working tree when it is created.
-		hit, err := ru.r.BuildCache.RestoreNodeModules(ru.d.OrgID, plan.CacheKey, ru.workDir, -1, -1)
-		if err == nil {
-			metrics.BuildCacheLookup(hit)
-		}
-		switch {
-		case err != nil:
-			ru.logs.Add(libra.StepSandbox, "warn", "dependency cache not restored: "+userMessage(err, libra.StepSandbox))
-		case hit:
-			ru.restored = true
-			ru.logs.Add(libra.StepSandbox, "info", "node_modules restored from this org's build cache")
-			if plan.Lockfile == "" && plan.PackageManager == "npm" && restoreLockfile(ru.workDir) {
-				ru.logs.Add(libra.StepSandbox, "info", "package-lock.json from the cached install restored: the install resolves nothing again")
-			}
-		default:
-			ru.logs.Add(libra.StepSandbox, "info", "no cached node_modules for this lockfile: cold install")
-		}
-	}
+	ru.restoreNodeModules()
 	sb, err := ru.r.Sandboxes.Create(ctx, libra.SandboxOptions{DeploymentID: ru.d.ID, OrgID: ru.d.OrgID, WorkDir: ru.workDir})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -86,6 +67,33 @@ func (ru *run) prepareSandbox(ctx context.Context) error {
 	ru.sandbox = sb
 	ru.logs.Add(libra.StepSandbox, "info", "sandbox ready: "+ru.r.Sandboxes.Name())
 	return nil
+}
+
+// restoreNodeModules puts the org's cached node_modules for this plan's
+// cache key into the working tree, with the lockfile npm wrote when it
+// was installed. Ownership is handed to the build uid by the sandbox,
+// which chowns the whole working tree when it is created. A failure costs
+// a cold install, nothing more.
+func (ru *run) restoreNodeModules() {
+	if ru.r.BuildCache == nil || ru.plan.CacheKey == "" {
+		return
+	}
+	hit, err := ru.r.BuildCache.RestoreNodeModules(ru.d.OrgID, ru.plan.CacheKey, ru.workDir, -1, -1)
+	if err == nil {
+		metrics.BuildCacheLookup(hit)
+	}
+	switch {
+	case err != nil:
+		ru.logs.Add(libra.StepSandbox, "warn", "dependency cache not restored: "+userMessage(err, libra.StepSandbox))
+	case hit:
+		ru.restored = true
+		ru.logs.Add(libra.StepSandbox, "info", "node_modules restored from this org's build cache")
+		if ru.plan.Lockfile == "" && ru.plan.PackageManager == "npm" && restoreLockfile(ru.workDir) {
+			ru.logs.Add(libra.StepSandbox, "info", "package-lock.json from the cached install restored: the install resolves nothing again")
+		}
+	default:
+		ru.logs.Add(libra.StepSandbox, "info", "no cached node_modules for this lockfile: cold install")
+	}
 }
 
 func lockfileNote(lockfile string) string {

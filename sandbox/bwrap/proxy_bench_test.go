@@ -35,20 +35,7 @@ func BenchmarkProxyInstall(b *testing.B) {
 	if project == "" {
 		b.Skip("LIBRA_BENCH_PROJECT names no project to install")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl := &countingListener{Listener: l}
-	px, err := NewProxy(ProxyConfig{AllowedHosts: DefaultRegistryHosts(b.Context())})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := px.Start(cl); err != nil {
-		b.Fatal(err)
-	}
-	defer px.Close()
-	url := "http://" + l.Addr().String()
+	url, cl := startBenchProxy(b)
 	var direct, proxied time.Duration
 	for b.Loop() {
 		direct += npmInstall(b, project, nil)
@@ -60,6 +47,25 @@ func BenchmarkProxyInstall(b *testing.B) {
 	b.ReportMetric((direct / n).Seconds(), "direct-s")
 	b.ReportMetric((proxied / n).Seconds(), "proxied-s")
 	b.Logf("npm install: direct %.1f s, through the proxy %.1f s (%.2fx)", (direct / n).Seconds(), (proxied / n).Seconds(), proxied.Seconds()/direct.Seconds())
+}
+
+// startBenchProxy starts an install proxy for the registry hosts on a
+// local port, counting its connections, until the benchmark ends.
+func startBenchProxy(b *testing.B) (url string, cl *countingListener) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl = &countingListener{Listener: l}
+	px, err := NewProxy(ProxyConfig{AllowedHosts: DefaultRegistryHosts(b.Context())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := px.Start(cl); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { px.Close() })
+	return "http://" + l.Addr().String(), cl
 }
 
 // npmInstall installs a fresh copy of project with an empty cache.

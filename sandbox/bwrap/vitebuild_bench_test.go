@@ -35,41 +35,31 @@ func BenchmarkViteBuild(b *testing.B) {
 		b.Skip("LIBRA_BENCH_PROJECT names no installed project")
 	}
 	vite := []string{"node", "node_modules/vite/bin/vite.js", "build", "--logLevel", "error"}
-	variants := []struct {
-		name string
-		run  func(b *testing.B) time.Duration
-	}{}
-	add := func(name string, run func(b *testing.B) time.Duration) {
-		variants = append(variants, struct {
-			name string
-			run  func(b *testing.B) time.Duration
-		}{name, run})
-	}
 	def := viteSandbox(b, src, 70, nil)
-	add("host", func(b *testing.B) time.Duration { return hostVite(b, def, vite, "") })
-	add("host, NODE_OPTIONS", func(b *testing.B) time.Duration {
-		return hostVite(b, def, vite, "--max-old-space-size="+fmt.Sprint(DefaultMemoryLimit*3/4>>20))
-	})
-	add("sandbox", func(b *testing.B) time.Duration { return def.run(b, vite) })
-	allowAll, err := assembleBPF([]bpfInsn{{code: unix.BPF_RET | unix.BPF_K, k: unix.SECCOMP_RET_ALLOW}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	add("sandbox, no seccomp filter", func(b *testing.B) time.Duration {
-		filter := def.p.seccomp
-		def.p.seccomp = allowAll
-		defer func() { def.p.seccomp = filter }()
-		return def.run(b, vite)
-	})
-	add("sandbox, no disk walk", func(b *testing.B) time.Duration {
-		interval := def.p.cfg.DiskCheckInterval
-		def.p.cfg.DiskCheckInterval = time.Hour
-		defer func() { def.p.cfg.DiskCheckInterval = interval }()
-		return def.run(b, vite)
-	})
 	small := viteSandbox(b, src, 80, func(c *Config) { c.MemoryLimit = 2 << 30 })
-	add("sandbox, 2 GiB (old default)", func(b *testing.B) time.Duration { return small.run(b, vite) })
+	sandboxed := func(b *testing.B) time.Duration { return def.run(b, vite) }
+	runVariants(b, "vite build", []benchVariant{
+		{"host", func(b *testing.B) time.Duration { return hostVite(b, def, vite, "") }},
+		{"host, NODE_OPTIONS", func(b *testing.B) time.Duration {
+			return hostVite(b, def, vite, "--max-old-space-size="+fmt.Sprint(DefaultMemoryLimit*3/4>>20))
+		}},
+		{"sandbox", sandboxed},
+		{"sandbox, no seccomp filter", withoutSeccomp(def.p, sandboxed)},
+		{"sandbox, no disk walk", withoutDiskWalk(def.p, sandboxed)},
+		{"sandbox, 2 GiB (old default)", func(b *testing.B) time.Duration { return small.run(b, vite) }},
+	})
+}
 
+// benchVariant is one way of running the same work, timed.
+type benchVariant struct {
+	name string
+	run  func(b *testing.B) time.Duration
+}
+
+// runVariants runs every variant once per round, one after the other, so
+// that the machine's and the network's moods fall on all of them alike,
+// and logs each one's mean and its ratio to the first.
+func runVariants(b *testing.B, title string, variants []benchVariant) {
 	took := make([]time.Duration, len(variants))
 	for b.Loop() {
 		for i, v := range variants {
@@ -81,7 +71,32 @@ func BenchmarkViteBuild(b *testing.B) {
 		per := took[i] / time.Duration(b.N)
 		fmt.Fprintf(&report, "\n  %-28s %6.2f s  %.2fx", v.name, per.Seconds(), took[i].Seconds()/took[0].Seconds())
 	}
-	b.Logf("vite build (load average at end %s):%s", loadAvg(), report.String())
+	b.Logf("%s (load average at end %s):%s", title, loadAvg(), report.String())
+}
+
+// withoutSeccomp runs run with p's sandboxes under a filter that allows
+// every system call.
+func withoutSeccomp(p *Provider, run func(b *testing.B) time.Duration) func(b *testing.B) time.Duration {
+	return func(b *testing.B) time.Duration {
+		allowAll, err := assembleBPF([]bpfInsn{{code: unix.BPF_RET | unix.BPF_K, k: unix.SECCOMP_RET_ALLOW}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		filter := p.seccomp
+		p.seccomp = allowAll
+		defer func() { p.seccomp = filter }()
+		return run(b)
+	}
+}
+
+// withoutDiskWalk runs run with p's disk-use walk an hour apart.
+func withoutDiskWalk(p *Provider, run func(b *testing.B) time.Duration) func(b *testing.B) time.Duration {
+	return func(b *testing.B) time.Duration {
+		interval := p.cfg.DiskCheckInterval
+		p.cfg.DiskCheckInterval = time.Hour
+		defer func() { p.cfg.DiskCheckInterval = interval }()
+		return run(b)
+	}
 }
 
 // viteBox is a sandbox with the service's default limits holding a copy
