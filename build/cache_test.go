@@ -404,3 +404,30 @@ func TestCacheAcrossFilesystems(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheLeavesOutBunCache: bun's package cache, which the sandbox keeps
+// in node_modules/.cache/bun so that bun can hard-link from it, is not
+// saved with node_modules; other tools' caches there are.
+func TestCacheLeavesOutBunCache(t *testing.T) {
+	c := newTestCache(t)
+	project := t.TempDir()
+	installTree(t, project, "7.0.0")
+	writeTree(t, project, map[string]string{
+		"node_modules/.cache/bun/0123abcd.npm/package.json": `{"name":"react"}`,
+		"node_modules/.cache/babel-loader/entry.json":       "{}",
+	})
+	must(t, c.SaveNodeModules("org1", "key1", project))
+	restored := t.TempDir()
+	if ok, err := c.RestoreNodeModules("org1", "key1", restored, -1, -1); err != nil || !ok {
+		t.Fatalf("RestoreNodeModules = %v, %v; want a hit", ok, err)
+	}
+	nm := filepath.Join(restored, "node_modules")
+	if _, err := os.Lstat(filepath.Join(nm, ".cache/bun")); !os.IsNotExist(err) {
+		t.Errorf("bun's cache was saved and restored: %v", err)
+	}
+	for _, p := range []string{".cache/babel-loader/entry.json", "vite/package.json"} {
+		if _, err := os.Lstat(filepath.Join(nm, p)); err != nil {
+			t.Errorf("%s not restored: %v", p, err)
+		}
+	}
+}

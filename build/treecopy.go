@@ -58,6 +58,12 @@ func copyTree(src, dst string, link bool) error {
 // by its owner.
 func dirMode(mode uint32) os.FileMode { return os.FileMode(mode&0o777 | 0o700) }
 
+// uncached are the directories below node_modules that are never copied
+// in or out of the org cache: bun's package cache, which the sandbox keeps
+// there (sandbox/bwrap's environment) so that bun can hard-link from it;
+// it is as large as node_modules itself.
+var uncached = map[string]bool{"./.cache/bun": true}
+
 // copyDir copies the entries of the directory sfd into dfd; rel names sfd
 // in errors.
 func copyDir(sfd, dfd int, rel string, link bool, depth int) error {
@@ -71,6 +77,8 @@ func copyDir(sfd, dfd int, rel string, link bool, depth int) error {
 	for _, e := range entries {
 		name := e.Name()
 		switch t := e.Type(); {
+		case t.IsDir() && uncached[rel+"/"+name]:
+			continue
 		case t.IsDir():
 			err = copySubdir(sfd, dfd, name, rel+"/"+name, link, depth)
 		case t&fs.ModeSymlink != 0:

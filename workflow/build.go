@@ -51,7 +51,7 @@ func (ru *run) build(ctx context.Context) error {
 }
 
 // saveNodeModules puts what the install produced into the org's build
-// cache, with the lockfile an npm install wrote for a project without one
+// cache, with the lockfile the install wrote for a project without one
 // and the digest of the install's inputs (see installDone). Saved right
 // after the install, before the build can change node_modules, so the
 // cache holds what the lockfile installs. A failure costs the next
@@ -60,9 +60,9 @@ func (ru *run) saveNodeModules(ctx context.Context) {
 	if ru.r.BuildCache == nil || ru.plan.CacheKey == "" {
 		return
 	}
-	if ru.plan.Lockfile == "" && ru.plan.PackageManager == "npm" {
-		if err := keepLockfile(ctx, ru.workDir); err != nil {
-			ru.logs.Add(libra.StepBuild, "warn", "the install's package-lock.json is not cached: "+buildFileMessage(err, libra.StepBuild))
+	if name := writtenLockfile(ru.plan); name != "" {
+		if err := keepLockfile(ctx, ru.workDir, name); err != nil {
+			ru.logs.Add(libra.StepBuild, "warn", "the install's "+name+" is not cached: "+buildFileMessage(err, libra.StepBuild))
 		}
 	}
 	if err := ru.keepInstallInputs(ctx); err != nil {

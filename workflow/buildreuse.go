@@ -22,10 +22,10 @@ import (
 // deployment's output (its manifest) and runs no install, no build and no
 // sandbox. The build step runs without network on nothing but these
 // inputs, so building again could differ only by what the install
-// resolves anew for a project without a lockfile (npm's is restored with
-// the cached node_modules; see saveNodeModules), at the price of half a
-// minute. A client that wants a fresh build changes an input; an operator
-// turns reuse off with BUILD_REUSE=off.
+// resolves anew for a project without a lockfile (npm's and bun's are
+// kept with the cached node_modules; see saveNodeModules), at the price of
+// half a minute. A client that wants a fresh build changes an input; an
+// operator turns reuse off with BUILD_REUSE=off.
 
 // buildKeyVersion changes whenever what the key covers changes, so keys of
 // an older scheme never match.

@@ -88,8 +88,8 @@ func (ru *run) restoreNodeModules() {
 	case hit:
 		ru.restored = true
 		ru.logs.Add(libra.StepSandbox, "info", "node_modules restored from this org's build cache")
-		if ru.plan.Lockfile == "" && ru.plan.PackageManager == "npm" && restoreLockfile(ru.workDir) {
-			ru.logs.Add(libra.StepSandbox, "info", "package-lock.json from the cached install restored: the install resolves nothing again")
+		if name := writtenLockfile(ru.plan); name != "" && restoreLockfile(ru.workDir, name) {
+			ru.logs.Add(libra.StepSandbox, "info", name+" from the cached install restored: the install resolves nothing again")
 		}
 	default:
 		ru.logs.Add(libra.StepSandbox, "info", "no cached node_modules for this lockfile: cold install")
@@ -103,22 +103,40 @@ func lockfileNote(lockfile string) string {
 	return " (" + lockfile + ")"
 }
 
-// cachedLockfile is where the lockfile npm wrote during a project's first
-// install travels with its cached node_modules. A project sent without a
-// lockfile (as AI builders send them) would otherwise make every warm
-// install ask the registry to resolve every range again, which is most of a
-// warm install's time. The cache key covers package.json's dependencies, so
-// the lockfile matches what they ask for.
-const cachedLockfile = "node_modules/.libra-package-lock.json"
+// A project sent without a lockfile (as AI builders send them) gets one
+// from its first install; that lockfile travels with the cached
+// node_modules (as node_modules/.libra-<name>) and is put back with it.
+// Without it every warm install would ask the registry to resolve every
+// range again, which is most of a warm install's time, and the install
+// could not be skipped (installDone). The cache key covers package.json's
+// dependencies, so the lockfile matches what they ask for.
+//
+// writtenLockfiles are the lockfiles kept so, by the package manager that
+// writes them; bun's is its text lockfile (bun 1.2 and later). pnpm and
+// yarn are left out until measured.
+var writtenLockfiles = map[string]string{"npm": "package-lock.json", "bun": "bun.lock"}
 
-// restoreLockfile puts the cached lockfile in place; false when there is none.
-func restoreLockfile(workDir string) bool {
+// writtenLockfile is the lockfile the plan's install writes and the cache
+// keeps, "" when the project has a lockfile of its own or its package
+// manager's is not kept.
+func writtenLockfile(plan *build.Plan) string {
+	if plan.Lockfile != "" {
+		return ""
+	}
+	return writtenLockfiles[plan.PackageManager]
+}
+
+func cachedLockfile(name string) string { return "node_modules/.libra-" + name }
+
+// restoreLockfile puts the cached lockfile name in place; false when there
+// is none.
+func restoreLockfile(workDir, name string) bool {
 	root, err := os.OpenRoot(workDir)
 	if err != nil {
 		return false
 	}
 	defer root.Close()
-	return root.Rename(cachedLockfile, "package-lock.json") == nil
+	return root.Rename(cachedLockfile(name), name) == nil
 }
 
 // maxLockfileBytes caps the install's lockfile kept with the cache; a real
@@ -129,12 +147,12 @@ const maxLockfileBytes = 64 << 20
 // saves it with node_modules. The install ran the project's scripts, which
 // may have left a FIFO, a link or a huge file under that name: it is read
 // through buildfile.
-func keepLockfile(ctx context.Context, workDir string) error {
-	b, err := buildfile.ReadFile(ctx, workDir, "package-lock.json", maxLockfileBytes)
+func keepLockfile(ctx context.Context, workDir, name string) error {
+	b, err := buildfile.ReadFile(ctx, workDir, name, maxLockfileBytes)
 	if err != nil {
 		return err
 	}
-	return writeProjectFile(workDir, cachedLockfile, b)
+	return writeProjectFile(workDir, cachedLockfile(name), b)
 }
 
 // writeProjectFile writes data to rel in workDir, replacing what is there,

@@ -10,7 +10,9 @@ import (
 // project without a lockfile installs with bun where the sandbox can run
 // it (.ci/run installs it), else with pnpm, else with npm, and either way
 // installs its dependencies (one with a peer-dependency conflict that
-// npm refuses without --legacy-peer-deps) and builds.
+// npm refuses without --legacy-peer-deps) and builds; an edited redeploy
+// gets the lockfile that install wrote back with node_modules and skips
+// the install.
 func TestDefaultPackageManager(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs from the npm registry")
@@ -43,5 +45,14 @@ fs.writeFileSync("dist/index.html", "ms=" + require("ms")(60000) + " picker=" + 
 	}
 	if !strings.Contains(s.logs.String(), "projects without a lockfile install with "+want) {
 		t.Errorf("the server did not say which package manager it chose:\n%s", tail(s.logs.String(), 3000))
+	}
+
+	// Edited (so it builds again): node_modules and the lockfile the first
+	// install wrote come back from the org cache, and the install is skipped.
+	lockfile := map[string]string{"npm": "package-lock.json", "bun": "bun.lock"}[want]
+	st = deployAndWait(t, s, tok, "acme", "pm", append(app, files("notes.txt", "edited")...), 3*time.Minute)
+	requireCompleted(t, st)
+	if lockfile != "" && (!hasLog(st, lockfile+" from the cached install restored") || !hasLog(st, "install skipped")) {
+		t.Errorf("the warm redeploy did not restore %s and skip the install:\n%s", lockfile, strings.Join(logMessages(st), "\n"))
 	}
 }

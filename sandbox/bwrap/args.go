@@ -199,7 +199,13 @@ func (s *sandbox) environment(extra map[string]string) ([]string, error) {
 		"npm_config_cache":           CacheMount + "/npm",
 		"npm_config_update_notifier": "false",
 		"XDG_CACHE_HOME":             CacheMount + "/xdg",
-		"BUN_INSTALL_CACHE_DIR":      CacheMount + "/bun",
+		// In the project, not in the org's cache mount: bun hard-links
+		// packages from its cache into node_modules, and link(2) fails
+		// across two bind mounts even on one file system, so with its
+		// cache on the other mount bun copied every file (the profile
+		// app's cold install 8.1 s instead of 3.9 s). build.Cache leaves
+		// this directory out of what it saves.
+		"BUN_INSTALL_CACHE_DIR": ProjectDir + "/node_modules/.cache/bun",
 	}
 	for k, v := range extra {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
